@@ -1,0 +1,15 @@
+rule prepare_model:
+    output:
+        directory(f"{RESULTS}/{{model}}/base/model"),
+    log:
+        f"{RESULTS}/logs/prepare_model/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
+    conda:
+        ENV
+    threads: config["resources"]["train_threads"]
+    resources:
+        mem_mb=lambda wc, attempt: 8000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
+    script:
+        "../workflow/scripts/prepare_model.py"

@@ -1,0 +1,150 @@
+"""Config validation: the schema, the checks beyond it, the method registry and the cells."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from forgetbench.config import cells, check_config, find_unknown_keys, format_lr, load_schema
+from forgetbench.errors import ConfigError
+from forgetbench.methods import get_method, method_names, register
+from forgetbench.methods.base import Method
+
+from conftest import REPO
+
+SCHEMA_PATH = str(REPO / "workflow/schemas/config.schema.yaml")
+
+
+@pytest.fixture
+def config():
+    with open(REPO / "config.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def full_check(config):
+    schema = load_schema(SCHEMA_PATH)
+    find_unknown_keys(config, schema, "config.yaml")
+    validate(config, SCHEMA_PATH)
+    check_config(config, schema, "config.yaml")
+    return config
+
+
+def test_default_config_is_valid_and_filled_with_defaults(config):
+    full_check(config)
+    assert config["training"]["grad_accum"] == 1
+    assert config["training"]["weight_decay"] == 0.0
+    assert config["methods"]["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+    assert config["methods"]["sft"] == {}
+    assert config["evaluation"]["general"]["arc_easy"]["num_fewshot"] == 0
+
+
+def test_default_config_fans_out_over_models_methods_lrs(config):
+    full_check(config)
+    got = cells(config)
+    assert len(got) == 2 * 2 * 2 * 1
+    assert got[0].path == "smollm2-135m/sft/lr~2e-05/seed~0"
+    assert {c.model for c in got} == {"smollm2-135m", "gemma3-270m"}
+
+
+def test_lr_spelling_in_paths():
+    assert format_lr(2e-5) == "2e-05"
+    assert format_lr(0.0002) == "0.0002"
+    assert format_lr(1) == "1"
+
+
+def test_misspelt_top_level_key_suggests_the_near_one(config):
+    config["learning_rate"] = config.pop("learning_rates")
+    with pytest.raises(ConfigError, match=r"config.yaml: unknown key 'learning_rate' \(did you mean 'learning_rates'\?\)"):
+        full_check(config)
+
+
+def test_misspelt_nested_key_names_its_path(config):
+    config["training"]["bach_size"] = 4
+    with pytest.raises(ConfigError, match=r"unknown key 'training.bach_size' \(did you mean 'batch_size'\?\)"):
+        full_check(config)
+
+
+@pytest.mark.parametrize("lrs, text", [([0.0], "0.0 is less than or equal to the minimum of 0"),
+                                        ([-1e-5], "less than or equal to the minimum of 0"),
+                                        ([], "should be non-empty|is too short")])
+def test_bad_learning_rates_are_rejected(config, lrs, text):
+    config["learning_rates"] = lrs
+    with pytest.raises(Exception, match=text):
+        full_check(config)
+
+
+def test_unknown_method_names_the_near_one(config):
+    config["methods"]["lroa"] = {}
+    with pytest.raises(ConfigError, match=r"unknown method 'lroa' \(did you mean 'lora'\?\)"):
+        full_check(config)
+
+
+def test_method_hyperparameter_out_of_range(config):
+    config["methods"]["lora"]["r"] = 0
+    with pytest.raises(ConfigError, match=r"config.yaml: methods.lora.r: 0 is less than the minimum of 1"):
+        full_check(config)
+
+
+def test_unknown_method_hyperparameter(config):
+    config["methods"]["lora"]["rank"] = 8
+    with pytest.raises(ConfigError, match=r"methods.lora: Additional properties are not allowed \('rank' was unexpected\)"):
+        full_check(config)
+
+
+def test_declared_but_unimplemented_method_fails_validation(config):
+    config["methods"]["talr"] = {}
+    with pytest.raises(ConfigError, match="method 'talr' is not implemented yet"):
+        full_check(config)
+
+
+def test_unimplemented_method_raises_when_called():
+    import torch
+
+    method = get_method("dft")()
+    with pytest.raises(NotImplementedError, match="method 'dft' is not implemented yet"):
+        method.loss(torch.zeros(1, 2), torch.ones(1, 2))
+
+
+def test_registry_knows_every_method_of_the_papers():
+    assert method_names() == ["dft", "flow", "hft", "l2", "lines", "lora", "sft", "talr", "wise"]
+
+
+def test_registry_rejects_a_duplicate_name():
+    class Again(Method):
+        name = "sft"
+
+    with pytest.raises(ValueError, match="method 'sft' registered twice"):
+        register(Again)
+
+
+def test_missing_gguf_package_is_named(config):
+    config["models"]["smollm2-135m"]["package"] = "no_such_model_pkg"
+    with pytest.raises(ConfigError, match=r"models.smollm2-135m.package: Python package 'no_such_model_pkg' is not installed"):
+        full_check(config)
+
+
+def test_missing_local_model_path_is_named(config, tmp_path):
+    config["models"] = {"mine": {"source": "local", "path": str(tmp_path / "nope")}}
+    with pytest.raises(ConfigError, match=r"models.mine.path: '.*nope' is not a Hugging Face model directory"):
+        full_check(config)
+
+
+def test_unknown_model_source(config):
+    config["models"]["smollm2-135m"]["source"] = "ftp"
+    with pytest.raises(Exception, match="'ftp' is not one of"):
+        full_check(config)
+
+
+def test_hub_source_needs_an_id(config):
+    config["models"] = {"qwen": {"source": "hub"}}
+    with pytest.raises(ConfigError, match="models.qwen: source 'hub' needs the key 'id'"):
+        full_check(config)
+
+
+def test_bad_model_name_is_rejected(config):
+    config["models"]["bad/name"] = copy.deepcopy(config["models"]["smollm2-135m"])
+    with pytest.raises(Exception, match="does not match"):
+        full_check(config)

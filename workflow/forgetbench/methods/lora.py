@@ -1,0 +1,34 @@
+"""LoRA through peft (Hu et al., 2021; compared with full fine-tuning in "LoRA Learns Less and Forgets Less",
+Biderman et al., 2024). Only the adapter is trained and saved; evaluation loads it on top of the base model."""
+
+from peft import LoraConfig, get_peft_model
+
+from forgetbench.methods.base import Method
+from forgetbench.methods.registry import register
+
+
+@register
+class LoRA(Method):
+    name = "lora"
+    hparams_schema = {
+        "r": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 16},
+        "alpha": {"type": "number", "exclusiveMinimum": 0, "default": 32},
+        "dropout": {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": 1, "default": 0.05},
+        "target_modules": {
+            "oneOf": [
+                {"type": "string", "enum": ["all-linear"]},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            ],
+            "default": "all-linear",
+        },
+    }
+
+    def prepare_model(self, model, *, seed: int):
+        config = LoraConfig(
+            r=self.hparams["r"],
+            lora_alpha=self.hparams["alpha"],
+            lora_dropout=self.hparams["dropout"],
+            target_modules=self.hparams["target_modules"],
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, config)

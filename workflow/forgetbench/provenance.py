@@ -1,0 +1,43 @@
+"""What every result file carries so it can be traced: package versions and the git commit of the code."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGES = ("forgetbench", "torch", "transformers", "peft", "accelerate", "datasets", "lm_eval", "snakemake")
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """HEAD of the repository holding this package, with '-dirty' when tracked files differ from it."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(cell_config: dict) -> dict:
+    return {"config": cell_config, "packages": package_versions(), "git_commit": git_commit()}

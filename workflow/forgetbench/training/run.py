@@ -1,0 +1,100 @@
+"""Fine-tune one cell (model × method × LR × seed) and write its weights, training log and run.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, TrainingArguments, set_seed
+
+from forgetbench.atomic import atomic_directory, atomic_path, write_json
+from forgetbench.data.records import read_jsonl
+from forgetbench.methods import get_method
+from forgetbench.provenance import provenance
+from forgetbench.training.tokenize import encode_dataset, uses_chat_template
+from forgetbench.training.trainer import MethodTrainer, ProgressLog
+
+
+def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=output_dir,
+        learning_rate=lr,
+        seed=seed,
+        data_seed=seed,
+        max_steps=train_cfg["max_steps"] or -1,
+        num_train_epochs=train_cfg["epochs"],
+        per_device_train_batch_size=train_cfg["batch_size"],
+        gradient_accumulation_steps=train_cfg["grad_accum"],
+        lr_scheduler_type=train_cfg["lr_scheduler"],
+        warmup_steps=train_cfg["warmup_ratio"],
+        weight_decay=train_cfg["weight_decay"],
+        max_grad_norm=train_cfg["max_grad_norm"],
+        logging_steps=train_cfg["logging_steps"],
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=train_cfg["dtype"] == "bfloat16",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, out_run: str, cell: dict) -> dict:
+    """`cell` is the cell's config: model, method, hparams, lr, seed, training, domain (with format), chat_template."""
+    started = time.time()
+    set_seed(cell["seed"])
+    method = get_method(cell["method"])(**cell["hparams"])
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    chat = uses_chat_template(tokenizer, cell.get("chat_template", "auto"))
+    records = read_jsonl(train_jsonl)
+    train_cfg = cell["training"]
+    examples, dropped = encode_dataset(tokenizer, records, cell["domain"]["format"], train_cfg["max_seq_len"], chat)
+    if not examples:
+        raise ValueError(f"{train_jsonl}: no example has a response token within max_seq_len={train_cfg['max_seq_len']}")
+    print(f"{len(examples)} training examples ({dropped} dropped: prompt longer than max_seq_len), chat={chat}", flush=True)
+
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    model = method.prepare_model(model, seed=cell["seed"])
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"method {cell['method']}: {trainable:,} of {total:,} parameters train", flush=True)
+
+    with atomic_directory(out_model) as model_dir, atomic_path(out_log) as log_tmp:
+        trainer = MethodTrainer(
+            model=model,
+            args=training_arguments(train_cfg, cell["lr"], cell["seed"], str(model_dir / "_trainer")),
+            train_dataset=examples,
+            data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+            method=method,
+        )
+        progress = ProgressLog(trainer, log_tmp)
+        trainer.add_callback(progress)
+        result = trainer.train()
+        progress.file.close()
+        # A LoRA model saves only its adapter (adapter_config.json marks it); full fine-tuning saves all weights.
+        trainer.model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        shutil.rmtree(model_dir / "_trainer", ignore_errors=True)
+
+    log = [json.loads(line) for line in Path(out_log).read_text().splitlines()]
+    summary = {
+        "status": "finished",
+        "train_loss": result.training_loss,
+        "final_loss": log[-1]["loss"] if log else None,
+        "steps": result.global_step,
+        "examples": len(examples),
+        "examples_dropped": dropped,
+        "trainable_params": trainable,
+        "total_params": total,
+        "train_seconds": round(time.time() - started, 1),
+        "tokens_seen": trainer.tokens_seen,
+        "threads": torch.get_num_threads(),
+    }
+    write_json(out_run, {**summary, **provenance(cell)})
+    return summary

@@ -1,0 +1,96 @@
+"""transformers' Trainer with the method's loss: per-token log-probabilities are computed once per step from
+the model's logits, and the method turns them (with the response mask) into the scalar loss."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback
+
+from forgetbench.training.tokenize import IGNORE_INDEX
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(y_t | y_<t) of each target token `[batch, seq-1]` and the response mask, from next-token logits."""
+    logits = logits[:, :-1, :].float()
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    # cross_entropy on the flattened view never materialises a second [batch, seq, vocab] tensor of log-softmax.
+    nll = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.clamp_min(0).reshape(-1), reduction="none"
+    ).view_as(targets)
+    return -nll * mask, mask
+
+
+class MethodTrainer(Trainer):
+    """Trainer whose loss is `method.loss(token_logprobs, mask)`, a per-batch mean (scaled for accumulation
+    by the Trainer)."""
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, method, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.tokens_seen = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logprobs, mask = token_logprobs(outputs.logits, labels)
+        loss = self.method.loss(logprobs, mask, model=model)
+        if model.training:
+            self.tokens_seen += int(inputs["attention_mask"].sum())
+        return (loss, outputs) if return_outputs else loss
+
+
+class ProgressLog(TrainerCallback):
+    """One JSONL record and one human line per logging step: loss, LR, grad norm, tokens/s and time left,
+    so that a slow run can be told from a stuck one."""
+
+    def __init__(self, trainer: MethodTrainer, jsonl_path, stream=sys.stderr):
+        self.trainer = trainer
+        self.file = open(jsonl_path, "w", encoding="utf-8")
+        self.stream = stream
+        self.start = self.last_time = time.monotonic()
+        self.last_tokens = 0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        now = time.monotonic()
+        tokens = self.trainer.tokens_seen
+        rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_tokens = now, tokens
+        elapsed = now - self.start
+        eta = elapsed / max(state.global_step, 1) * (state.max_steps - state.global_step)
+        record = {
+            "step": state.global_step,
+            "max_steps": state.max_steps,
+            "epoch": round(state.epoch or 0.0, 4),
+            "loss": logs["loss"],
+            "learning_rate": logs.get("learning_rate"),
+            "grad_norm": logs.get("grad_norm"),
+            "tokens": tokens,
+            "tokens_per_s": round(rate, 2),
+            "elapsed_s": round(elapsed, 2),
+        }
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        loss = logs["loss"]
+        print(
+            f"step {state.global_step}/{state.max_steps} loss {loss:.4f} lr {logs.get('learning_rate', 0):.3g} "
+            f"grad_norm {logs.get('grad_norm', float('nan')):.3g} {rate:.0f} tok/s "
+            f"elapsed {elapsed:.0f}s left ~{eta:.0f}s",
+            file=self.stream,
+            flush=True,
+        )
+        if not math.isfinite(loss):
+            print(f"loss is {loss} at step {state.global_step}", file=self.stream, flush=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.file.close()

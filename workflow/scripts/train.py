@@ -1,0 +1,21 @@
+"""Rule `train`: fine-tune one cell with transformers' Trainer and the method's loss.
+
+    snakemake --cores 2 results/default/smollm2-135m/sft/lr~2e-05/seed~0/run.json
+"""
+
+from forgetbench.rule_log import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    import torch
+
+    from forgetbench.training.run import train_cell
+
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    train_cell(
+        base_model=snakemake.input.model,  # noqa: F821
+        train_jsonl=snakemake.input.train,  # noqa: F821
+        out_model=snakemake.output.model,  # noqa: F821
+        out_log=snakemake.output.log,  # noqa: F821
+        out_run=snakemake.output.run,  # noqa: F821
+        cell=snakemake.params.cell,  # noqa: F821
+    )
