@@ -12,7 +12,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-SCHEMA = "workflow/schemas/config.schema.yaml"
+SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 CONFIG_FILE = workflow.configfiles[-1] if workflow.configfiles else "config"
 find_unknown_keys(config, load_schema(SCHEMA), CONFIG_FILE)  # first: a misspelt key gets a suggestion
 validate(config, SCHEMA)

@@ -55,16 +55,16 @@ def paper_table(table: pd.DataFrame, general: list[str]) -> pd.DataFrame:
     forgetting; seeds are averaged, with ± the standard deviation where there are several."""
     value_columns = ["domain", *general, "general_avg", "delta_general", "forgetting"]
     grouped = table.groupby(["model", "method", "lr"], dropna=False, sort=False)
+    # Positional: NaN learning rates (the base rows) cannot be looked up by label in a MultiIndex.
     means, stds, counts = grouped[value_columns].mean(), grouped[value_columns].std(), grouped.size()
     rows = []
-    for key, mean in means.iterrows():
-        model, method, lr = key
+    for (model, method, lr), mean, std, count in zip(means.index, means.itertuples(index=False),
+                                                      stds.itertuples(index=False), counts):
         row = {"Model": model, "Method": method, "LR": "—" if pd.isna(lr) else f"{lr:g}"}
-        for column in value_columns:
-            value = mean[column]
+        for column, value, spread in zip(value_columns, mean, std):
             text = "—" if pd.isna(value) else f"{value:.3f}"
-            if counts[key] > 1 and not pd.isna(stds.loc[key, column]):
-                text += f" ± {stds.loc[key, column]:.3f}"
+            if count > 1 and not pd.isna(spread):
+                text += f" ± {spread:.3f}"
             row[DISPLAY.get(column, column)] = text
         rows.append(row)
     return pd.DataFrame(rows)

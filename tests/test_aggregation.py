@@ -1,0 +1,76 @@
+"""The tidy table, its deltas against the base model, the paper-shaped Markdown/LaTeX, and the plot from the table."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from forgetbench.aggregation.plots import tradeoff_plot
+from forgetbench.aggregation.table import build_table, paper_table, to_latex, to_markdown
+
+GENERAL = ["arc_easy", "gsm8k"]
+
+
+def write_metrics(path, model, method, lr, seed, domain, arc, gsm, bpb):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metrics = {"domain": {"score": domain}, "arc_easy": {"score": arc}, "gsm8k": {"score": gsm},
+               "general_text": {"score": bpb}}
+    path.write_text(json.dumps({"cell": {"model": model, "method": method, "lr": lr, "seed": seed},
+                                "metrics": metrics}))
+    return path
+
+
+@pytest.fixture
+def metric_files(tmp_path):
+    rows = [
+        ("m", "base", None, None, 0.10, 0.60, 0.20, 1.00),
+        ("m", "sft", 1e-5, 0, 0.50, 0.50, 0.10, 1.20),
+        ("m", "sft", 1e-5, 1, 0.70, 0.40, 0.10, 1.40),
+        ("m", "lora", 1e-5, 0, 0.30, 0.60, 0.20, 1.05),
+    ]
+    return [write_metrics(tmp_path / f"{i}.json", *row) for i, row in enumerate(rows)]
+
+
+def test_table_has_general_average_and_deltas_against_base(metric_files):
+    table = build_table(metric_files, GENERAL)
+    assert list(table["method"]) == ["base", "lora", "sft", "sft"]
+    sft0 = table[(table["method"] == "sft") & (table["seed"] == 0)].iloc[0]
+    assert sft0["general_avg"] == pytest.approx(0.30)
+    assert sft0["delta_general"] == pytest.approx(0.30 - 0.40)
+    assert sft0["delta_domain"] == pytest.approx(0.40)
+    assert sft0["forgetting"] == pytest.approx(0.20)
+    base = table[table["method"] == "base"].iloc[0]
+    assert base["forgetting"] == 0 and base["delta_general"] == 0
+
+
+def test_paper_table_averages_seeds_with_std_and_puts_base_first(metric_files):
+    paper = paper_table(build_table(metric_files, GENERAL), GENERAL)
+    assert list(paper["Method"]) == ["base", "lora", "sft"]
+    sft = paper[paper["Method"] == "sft"].iloc[0]
+    assert sft["Domain"] == "0.600 ± 0.141"
+    assert sft["LR"] == "1e-05"
+    assert paper.iloc[0]["LR"] == "—"
+    md = to_markdown(paper, "T")
+    assert "| Model   | Method   | LR    | Domain" in md
+    assert "0.600 ± 0.141" in md
+    tex = to_latex(paper, "cap")
+    assert r"0.600 $\pm$ 0.141" in tex and r"\caption{cap}" in tex
+
+
+def test_missing_score_names_the_file_and_task(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"cell": {"model": "m", "method": "base", "lr": None, "seed": None},
+                                "metrics": {"domain": {"score": 0.1}}}))
+    with pytest.raises(ValueError, match=r"x.json: no score for arc_easy, gsm8k"):
+        build_table([path], GENERAL)
+
+
+def test_plot_is_drawn_from_the_csv_alone(metric_files, tmp_path):
+    csv = tmp_path / "t.csv"
+    build_table(metric_files, GENERAL).to_csv(csv, index=False)
+    out = tmp_path / "fig.png"
+    tradeoff_plot(pd.read_csv(csv), str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000

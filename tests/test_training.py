@@ -1,0 +1,102 @@
+"""Training on the tiny model: response-only loss mask, the Trainer subclass, outputs and determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from forgetbench.atomic import write_jsonl
+from forgetbench.data.records import make_record
+from forgetbench.training.run import train_cell
+from forgetbench.training.tokenize import IGNORE_INDEX, encode_example
+from forgetbench.training.trainer import token_logprobs
+
+TRAINING = {"max_steps": 3, "epochs": 1, "batch_size": 2, "grad_accum": 1, "max_seq_len": 128,
+            "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
+            "logging_steps": 1, "dtype": "float32"}
+
+
+def records(n=8):
+    return [make_record(f"r{i}", f"What is {i} plus {i + 1}?", str(2 * i + 1), rationale=f"{i} + {i + 1} = {2 * i + 1}.",
+                        answer_type="integer") for i in range(n)]
+
+
+def cell(method="sft", hparams=None, seed=0):
+    return {"model": "tiny", "method": method, "hparams": hparams or {}, "lr": 1e-3, "seed": seed,
+            "training": TRAINING, "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto"}
+
+
+def test_loss_mask_covers_exactly_the_response(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rec = records(1)[0]
+    enc = encode_example(tok, rec, "label", 512, chat=True)
+    response_ids = [t for t, l in zip(enc["input_ids"], enc["labels"]) if l != IGNORE_INDEX]
+    assert tok.decode(response_ids) == "Answer: 1<|im_end|>\n"
+    assert enc["labels"][: len(enc["labels"]) - len(response_ids)] == [IGNORE_INDEX] * (len(enc["labels"]) - len(response_ids))
+    assert "<|im_start|>assistant\n" in tok.decode(enc["input_ids"])
+
+
+def test_plain_format_for_models_without_chat_template(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    enc = encode_example(tok, records(1)[0], "label", 512, chat=False)
+    response = [t for t, l in zip(enc["input_ids"], enc["labels"]) if l != IGNORE_INDEX]
+    assert tok.decode(response) == "Answer: 1" + tok.eos_token
+    assert "<|im_start|>" not in tok.decode(enc["input_ids"])
+
+
+def test_truncation_drops_examples_without_response_tokens(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert encode_example(tok, records(1)[0], "label", 8, chat=True) is None
+
+
+def test_token_logprobs_match_log_softmax_and_zero_the_mask():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 7)
+    labels = torch.tensor([[-100, 3, 5, 1], [-100, -100, 2, -100]])
+    logprobs, mask = token_logprobs(logits, labels)
+    expected = torch.log_softmax(logits, -1)[0, 1, 5]
+    assert logprobs[0, 1].item() == pytest.approx(expected.item(), abs=1e-6)
+    assert mask.tolist() == [[True, True, True], [False, True, False]]
+    assert logprobs[1, 0].item() == 0.0 and logprobs[1, 2].item() == 0.0
+
+
+@pytest.mark.parametrize("method, hparams", [("sft", {}), ("lora", {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"})])
+def test_three_steps_write_weights_log_and_provenance(tiny_model_dir, tmp_path, method, hparams):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, records())
+    out = tmp_path / method
+    summary = train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"),
+                         str(out / "run.json"), cell(method, hparams))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert all(math.isfinite(r["loss"]) and r["tokens_per_s"] > 0 for r in log)
+    assert log[0]["learning_rate"] == pytest.approx(1e-3)
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"] == 3 and run["config"]["method"] == method
+    assert run["packages"]["transformers"] == "5.23.0"
+    assert len(run["git_commit"]) >= 7
+    is_adapter = (out / "model" / "adapter_config.json").exists()
+    assert is_adapter == (method == "lora")
+    if method == "lora":
+        assert summary["trainable_params"] < summary["total_params"] / 5
+    else:
+        assert summary["trainable_params"] == summary["total_params"]
+        assert (out / "model" / "model.safetensors").exists()
+
+
+def test_same_seed_gives_the_same_losses(tiny_model_dir, tmp_path):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, records())
+    logs = []
+    for run in ("a", "b", "c"):
+        seed = 1 if run == "c" else 0
+        out = tmp_path / run
+        train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"), str(out / "run.json"),
+                   cell(seed=seed))
+        logs.append([json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()])
+    assert logs[0] == logs[1]
+    assert logs[0] != logs[2]
