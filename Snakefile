@@ -9,11 +9,14 @@ from forgetbench.config import find_unknown_keys, load_schema
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A --configfile replaces the default experiment instead of being merged into it (Snakemake merges by default).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
-CONFIG_FILE = workflow.configfiles[-1] if workflow.configfiles else "config"
+CONFIG_FILE = str((workflow.overwrite_configfiles or workflow.configfiles or ["config"])[-1])
 find_unknown_keys(config, load_schema(SCHEMA), CONFIG_FILE)  # first: a misspelt key gets a suggestion
 validate(config, SCHEMA)
 

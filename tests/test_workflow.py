@@ -1,0 +1,147 @@
+"""The workflow as a whole: the DAG of the default and of a paper-scale config, lint, and an end-to-end smoke
+run of every rule on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+
+def snakemake(*args, cwd=REPO, timeout=1800):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    table = output[output.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def test_dry_run_of_the_default_shows_the_whole_dag():
+    result = snakemake("-n", "--directory", str(REPO))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    # 2 models × 2 methods × 2 LRs × 1 seed = 8 cells; the base model evaluated once per model.
+    assert counts == {"aggregate": 1, "all": 1, "evaluate": 10, "plot_tradeoff": 1, "prepare_domain": 1,
+                      "prepare_model": 2, "train": 8, "total": 24}
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def paper_config(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["experiment"] = "paper"
+    config["models"] = {name: {"source": "hub", "id": hub_id} for name, hub_id in
+                        [("qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct"), ("qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct"),
+                         ("gemma3-4b", "google/gemma-3-4b-it")]}
+    config["learning_rates"] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5]
+    config["seeds"] = [0, 1, 2]
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_dry_run_of_a_paper_scale_config(tmp_path):
+    result = snakemake("-n", "--configfile", str(paper_config(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["train"] == 3 * 2 * 5 * 3
+    assert counts["evaluate"] == 3 * 2 * 5 * 3 + 3
+    assert counts["prepare_model"] == 3
+
+
+def test_bad_config_fails_before_any_job_with_one_line(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["methods"]["lroa"] = {}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--configfile", str(path))
+    assert result.returncode != 0
+    assert "bad.yaml: methods: unknown method 'lroa' (did you mean 'lora'?)" in result.stdout + result.stderr
+
+
+def smoke_config(tmp_path, tiny_model_dir):
+    config = {
+        "experiment": "smoke",
+        "models": {
+            "tiny-chat": {"source": "local", "path": str(tiny_model_dir)},
+            "tiny-plain": {"source": "local", "path": str(tiny_model_dir), "chat_template": "none"},
+        },
+        "domain": {"name": "medcalc-synth", "source": "medcalc_synth", "format": "label", "n_train": 16,
+                   "n_test": 4, "seed": 0},
+        "methods": {"sft": {}, "lora": {"r": 4, "alpha": 8}},
+        "learning_rates": [1e-3],
+        "seeds": [0],
+        "training": {"max_steps": 2, "batch_size": 2, "max_seq_len": 256, "logging_steps": 1},
+        "evaluation": {
+            "batch_size": 4,
+            "domain": {"limit": 4, "max_gen_toks": 8},
+            "general": {"arc_easy": {"limit": 3}, "hellaswag": {"limit": 3}, "piqa": {"limit": 3},
+                        "gsm8k": {"limit": 2, "max_gen_toks": 16}, "humaneval": {"limit": 2, "max_gen_toks": 16}},
+            "forgetting": {"limit": 2},
+        },
+        "resources": {"train_threads": 1, "eval_threads": 1},
+    }
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = smoke_config(tmp_path, tiny_model_dir)
+    result = snakemake("--cores", "2", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+                       "--directory", str(workdir))
+    assert result.returncode == 0, result.stderr[-5000:]
+    results = workdir / "results" / "smoke"
+
+    table = pd.read_csv(results / "tables" / "tradeoff.csv")
+    assert sorted(zip(table["model"], table["method"])) == sorted(
+        [(m, k) for m in ("tiny-chat", "tiny-plain") for k in ("base", "lora", "sft")])
+    for column in ["domain", "arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_avg"]:
+        assert table[column].between(0, 1).all(), column
+    assert (table["general_text"] > 0).all()
+    assert (table.loc[table["method"] == "base", "forgetting"] == 0).all()
+    assert pd.read_parquet(results / "tables" / "tradeoff.parquet").shape == table.shape
+
+    md = (results / "tables" / "tradeoff.md").read_text()
+    assert "| tiny-chat | base" in md.replace("  ", " ") or re.search(r"\| tiny-chat\s+\| base\s+\|", md)
+    assert r"\begin{tabular}" in (results / "tables" / "tradeoff.tex").read_text()
+    assert (results / "figures" / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+
+    cell = results / "tiny-chat" / "lora" / "lr~0.001" / "seed~0"
+    assert (cell / "model" / "adapter_config.json").exists()
+    assert len((cell / "train_log.jsonl").read_text().splitlines()) == 2
+    metrics = json.loads((cell / "eval" / "metrics.json").read_text())
+    assert metrics["cell"] == {"model": "tiny-chat", "method": "lora", "lr": 0.001, "seed": 0}
+    assert metrics["git_commit"] and metrics["packages"]["lm_eval"] == "0.4.13"
+    plain = json.loads((results / "tiny-plain" / "base" / "eval" / "metrics.json").read_text())
+    assert plain["settings"]["chat_template"] is False
+    assert (results / "benchmarks" / "train" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0.tsv").exists()
+    assert "step 2/2" in (results / "logs" / "train" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0.log").read_text()
+
+    # a second run has nothing to do; the report bundles tables and figures
+    again = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config), "--directory", str(workdir))
+    assert "Nothing to be done" in again.stdout + again.stderr
+    report = snakemake("--snakefile", str(REPO / "Snakefile"), "--configfile", str(config), "--directory", str(workdir),
+                       "--report", str(workdir / "report.html"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "tradeoff.png" in (workdir / "report.html").read_text(errors="replace")
