@@ -1,6 +1,8 @@
 localrules:
     aggregate,
     plot_tradeoff,
+    aggregate_token_stats,
+    plot_token_probs,
 
 
 rule aggregate:
@@ -42,3 +44,42 @@ rule plot_tradeoff:
         runtime=10,
     script:
         "../workflow/scripts/plot_tradeoff.py"
+
+
+rule aggregate_token_stats:
+    input:
+        get_token_stats(),
+    output:
+        csv=f"{RESULTS}/tables/token_stats.csv",
+        md=report(f"{RESULTS}/tables/token_stats.md", caption="../workflow/report/token_stats.rst", category="Tables"),
+    params:
+        models=list(config["models"]),
+    log:
+        f"{RESULTS}/logs/aggregate_token_stats.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/aggregate_token_stats.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/aggregate_token_stats.py"
+
+
+rule plot_token_probs:
+    input:
+        f"{RESULTS}/tables/token_stats.csv",
+    output:
+        report(f"{RESULTS}/figures/token_probs.png", caption="../workflow/report/token_probs.rst", category="Figures"),
+    log:
+        f"{RESULTS}/logs/plot_token_probs.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_token_probs.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/plot_token_probs.py"

@@ -1,39 +1,70 @@
 # Config checks that a schema cannot express, the cells of the sweep, and the input helpers of every rule.
 import re
 
-from forgetbench.config import cells, check_config, format_lr
+from forgetbench.config import cells, check_config, format_lr, method_folders
+from forgetbench.methods import get_method
 
 check_config(config, load_schema(SCHEMA), CONFIG_FILE)
 
 RESULTS = f"results/{config['experiment']}"
 DOMAIN = config["domain"]["name"]
 CELLS = cells(config)
+METHOD_FOLDERS = method_folders(config)
+TRAINED = [m for m in config["methods"] if get_method(m).kind == "train"]
+POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(name).kind == "posthoc"]
 ENV = "../envs/forgetbench.yaml"
 
 
+def alternatives(names):
+    """A wildcard constraint that matches exactly these names."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
 wildcard_constraints:
-    model="|".join(re.escape(m) for m in config["models"]),
-    method="|".join(re.escape(m) for m in config["methods"]),
+    model=alternatives(config["models"]),
+    method=alternatives(METHOD_FOLDERS),
     lr=r"[0-9][0-9.e+-]*",
     seed=r"\d+",
     cell=r"base|[^/]+/lr~[0-9][0-9.e+-]*/seed~\d+",
 
 
 def cell_config(wildcards):
-    """The config of one training cell, as recorded in its run.json and metrics."""
+    """The config of one cell, as recorded in its run.json and metrics."""
     lr = next(l for l in config["learning_rates"] if format_lr(l) == wildcards.lr)
+    name, variant = METHOD_FOLDERS[wildcards.method]
+    method = get_method(name)(**config["methods"][name])
     return {
         "experiment": config["experiment"],
         "model": wildcards.model,
         "model_source": config["models"][wildcards.model],
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "method": wildcards.method,
-        "hparams": config["methods"][wildcards.method],
+        "registry_name": name,
+        "method_version": method.version,
+        "hparams": config["methods"][name],
+        "variant_settings": method.variants()[variant] if method.kind == "posthoc" else {},
         "lr": float(lr),
         "seed": int(wildcards.seed),
         "training": config["training"],
         "domain": config["domain"],
     }
+
+
+def get_train_inputs(wildcards):
+    inputs = {
+        "model": f"{RESULTS}/{wildcards.model}/base/model",
+        "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
+    }
+    if get_method(wildcards.method).needs_base_scores:
+        inputs["base_losses"] = f"{RESULTS}/{wildcards.model}/base/train_scores/sample_losses.jsonl"
+    return inputs
+
+
+def get_posthoc_inputs(wildcards):
+    name, _ = METHOD_FOLDERS[wildcards.method]
+    source = get_method(name).source_method
+    cell = f"{RESULTS}/{wildcards.model}/{source}/lr~{wildcards.lr}/seed~{wildcards.seed}"
+    return {"base": f"{RESULTS}/{wildcards.model}/base/model", "tuned": f"{cell}/model"}
 
 
 def eval_identity(wildcards):
@@ -55,6 +86,10 @@ def get_eval_inputs(wildcards):
     return inputs
 
 
+def get_token_stats():
+    return [f"{RESULTS}/{m}/base/train_scores/token_stats.json" for m in config["models"]]
+
+
 def get_all_metrics():
     """Every evaluation: the base model once per model, then every cell."""
     base = [f"{RESULTS}/{m}/base/eval/metrics.json" for m in config["models"]]
@@ -63,4 +98,5 @@ def get_all_metrics():
 
 def get_final_outputs():
     tables = [f"{RESULTS}/tables/tradeoff.{ext}" for ext in ("csv", "parquet", "md", "tex")]
-    return tables + [f"{RESULTS}/figures/tradeoff.png"]
+    tables += [f"{RESULTS}/tables/token_stats.{ext}" for ext in ("csv", "md")]
+    return tables + [f"{RESULTS}/figures/tradeoff.png", f"{RESULTS}/figures/token_probs.png"]

@@ -94,18 +94,21 @@ def test_unknown_method_hyperparameter(config):
         full_check(config)
 
 
-def test_declared_but_unimplemented_method_fails_validation(config):
-    config["methods"]["talr"] = {}
-    with pytest.raises(ConfigError, match="method 'talr' is not implemented yet"):
+def test_posthoc_method_needs_the_sft_checkpoint(config):
+    del config["methods"]["sft"]
+    config["methods"]["wise"] = {"alphas": [0.5]}
+    with pytest.raises(ConfigError, match="methods.wise transforms the 'sft' checkpoint: add 'sft' to methods"):
         full_check(config)
 
 
-def test_unimplemented_method_raises_when_called():
-    import torch
-
-    method = get_method("dft")()
-    with pytest.raises(NotImplementedError, match="method 'dft' is not implemented yet"):
-        method.loss(torch.zeros(1, 2), torch.ones(1, 2))
+def test_posthoc_variants_become_cells(config):
+    config["methods"]["wise"] = {"alphas": [0.25, 0.5]}
+    config["methods"]["lines"] = {}
+    full_check(config)
+    methods = sorted({c.method for c in cells(config)})
+    assert methods == ["lines", "lora", "sft", "wise-0.25", "wise-0.5"]
+    wise_cell = next(c for c in cells(config) if c.method == "wise-0.5")
+    assert (wise_cell.registry_name, wise_cell.variant) == ("wise", "0.5")
 
 
 def test_registry_knows_every_method_of_the_papers():

@@ -18,12 +18,15 @@ from forgetbench.methods import get_method
 
 @dataclass(frozen=True)
 class Cell:
-    """One training run: a model × method × learning rate × seed."""
+    """One evaluated model of the sweep: a model × method × learning rate × seed. `method` is the folder name:
+    the registry name, or for a post-hoc method's variant `<name>-<variant>` (e.g. wise-0.25)."""
 
     model: str
     method: str
     lr: float
     seed: int
+    registry_name: str = ""
+    variant: str = ""
 
     @property
     def path(self) -> str:
@@ -36,11 +39,25 @@ def format_lr(lr: float) -> str:
     return f"{float(lr):g}"
 
 
+def method_folders(config: dict) -> dict[str, tuple[str, str]]:
+    """Folder name → (registry name, variant) of every evaluated method; post-hoc methods fan out over their
+    variants (WiSE-FT's α values) from one training run."""
+    folders = {}
+    for name, hparams in config["methods"].items():
+        method = get_method(name)(**(hparams or {}))
+        if method.kind == "posthoc":
+            for variant in method.variants():
+                folders[f"{name}-{variant}" if variant else name] = (name, variant)
+        else:
+            folders[name] = (name, "")
+    return folders
+
+
 def cells(config: dict) -> list[Cell]:
     return [
-        Cell(model, method, float(lr), int(seed))
+        Cell(model, folder, float(lr), int(seed), name, variant)
         for model in config["models"]
-        for method in config["methods"]
+        for folder, (name, variant) in method_folders(config).items()
         for lr in config["learning_rates"]
         for seed in config["seeds"]
     ]
@@ -99,6 +116,9 @@ def check_methods(config: dict, where: str) -> None:
     for name in list(config["methods"]):
         method = get_method(name, where=f"{where}: methods")
         config["methods"][name] = method.validate_hparams(config["methods"][name], f"{where}: methods.{name}")
+        source = getattr(method, "source_method", None)
+        if method.kind == "posthoc" and source not in config["methods"]:
+            raise ConfigError(f"{where}: methods.{name} transforms the '{source}' checkpoint: add '{source}' to methods")
 
 
 def check_config(config: dict, schema: dict, where: str = "config") -> None:

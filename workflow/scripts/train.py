@@ -18,4 +18,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         out_log=snakemake.output.log,  # noqa: F821
         out_run=snakemake.output.run,  # noqa: F821
         cell=snakemake.params.cell,  # noqa: F821
+        base_losses=snakemake.input.get("base_losses"),  # noqa: F821
     )

@@ -39,3 +39,16 @@ def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
     plt.close(fig)
+
+
+def token_probability_plot(hist: pd.DataFrame, out_png: str) -> None:
+    """Histogram of θ₀'s probability of each response token, one bar series per model (from the token table)."""
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.barplot(data=hist, x="prob", y="share", hue="model", ax=ax, native_scale=True, width=0.9)
+    ax.set_xlabel("probability under the pre-trained model (bin lower edge)")
+    ax.set_ylabel("share of response tokens")
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    plt.close(fig)

@@ -22,8 +22,6 @@ class Method:
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "train"
-    # Methods of a later issue declare their schema now and set this False: the config rejects them before any job.
-    implemented: ClassVar[bool] = True
     # JSON schema `properties` of the method's hyperparameters, with defaults and bounds.
     hparams_schema: ClassVar[dict] = {}
     # Bumped when the method's code changes what it computes.
@@ -45,27 +43,18 @@ class Method:
         for key, prop in cls.hparams_schema.items():
             if "default" in prop:
                 hparams.setdefault(key, prop["default"])
-        if not cls.implemented:
-            raise ConfigError(f"{where}: method '{cls.name}' is not implemented yet; remove it from `methods`")
         return hparams
 
     def prepare_model(self, model, *, seed: int):
         """Wrap or freeze the model before training (LoRA, HFT); full fine-tuning returns it as is."""
         return model
 
-    def loss(self, token_logprobs: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch.Tensor:
-        """Scalar loss from per-token log-probabilities `[batch, seq]` of the target tokens and the response mask."""
+    # True for methods that weight samples by the pre-trained model's loss (FLOW): the workflow then scores the
+    # training data with θ₀ once per model and the batches carry a `sample_weight`.
+    needs_base_scores: ClassVar[bool] = False
+
+    def loss(self, token_logprobs: torch.Tensor, mask: torch.Tensor, *, model=None, batch=None) -> torch.Tensor:
+        """Scalar loss from per-token log-probabilities `[batch, seq]` of the target tokens and the response mask;
+        `batch` holds extra per-sample fields (sample_weight)."""
         return masked_token_mean(-token_logprobs, mask)
 
-
-class NotImplementedMethod(Method):
-    """A method whose config entry exists but whose training code is still to come: selecting it fails validation,
-    and calling it raises."""
-
-    implemented = False
-
-    def prepare_model(self, model, *, seed: int):
-        raise NotImplementedError(f"method '{self.name}' is not implemented yet")
-
-    def loss(self, token_logprobs, mask, *, model=None):
-        raise NotImplementedError(f"method '{self.name}' is not implemented yet")

@@ -1,15 +1,26 @@
-"""DFT, dynamic fine-tuning (Wu et al., 2025): token loss times its detached probability.
+"""DFT, dynamic fine-tuning (Wu et al., 2025, "On the Generalization of SFT: A Reinforcement Learning
+Perspective with Reward Rectification"): each token's loss is multiplied by its own probability, detached:
 
-Declared so that configs and the registry already know it; its training code comes with the methods issue,
-and selecting it fails config validation until then (see ../shared/docs/methods.md for the formula).
+    L = −Σₜ mₜ · sg(pₜ) · ℓₜ / Σₜ mₜ,   pₜ = exp(ℓₜ)
+
+so tokens the model finds very unlikely barely move it. TRL calls this `loss_type="dft"`.
 """
 
-from forgetbench.methods.base import NotImplementedMethod
+import torch
+
+from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
 
 
+def token_weights(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """sg(pₜ) on response tokens, 0 elsewhere; `[batch, seq]`."""
+    return torch.exp(logprobs.detach()) * mask.to(logprobs.dtype)
+
+
 @register
-class DFT(NotImplementedMethod):
+class DFT(Method):
     name = "dft"
-    kind = "train"
-    hparams_schema = {}
+
+    def loss(self, token_logprobs, mask, *, model=None, batch=None):
+        weights = token_weights(token_logprobs, mask)
+        return -(weights * token_logprobs).sum() / mask.sum().clamp_min(1)

@@ -1,15 +1,51 @@
-"""FLOW (Sanyal et al., 2024): per-sample weights from the pre-trained model's loss.
+"""FLOW (Sanyal et al., 2024, "Upweighting easy samples in fine-tuning mitigates forgetting").
 
-Declared so that configs and the registry already know it; its training code comes with the methods issue,
-and selecting it fails config validation until then (see ../shared/docs/methods.md for the formula).
+Before training, each training sample i is scored once with the pre-trained model θ₀: Lᵢ = its mean token
+loss ([confirm] mean vs sum). Its weight is
+
+    wᵢ = exp(−Lᵢ / τ),  τ = median of the Lᵢ (default),  normalised so the weights average 1 over the dataset,
+
+fixed for the whole run (computed once per model × dataset by the `score_base` rule and shared by every LR
+and seed). The training loss is Σᵢ wᵢ · Lᵢ(θ) / (samples in the batch), Lᵢ(θ) the sample's mean token loss.
 """
 
-from forgetbench.methods.base import NotImplementedMethod
+import torch
+
+from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
 
 
+def sample_weights(losses: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+    """exp(−Lᵢ/τ) normalised to mean 1 over `losses` `[n_samples]`; τ = median of the losses when None."""
+    losses = losses.detach().double()
+    if losses.numel() == 0:
+        raise ValueError("FLOW needs at least one sample loss")
+    if not torch.isfinite(losses).all():
+        raise ValueError("FLOW sample losses must be finite")
+    if tau is None:
+        tau = float(losses.median())
+    tau = max(float(tau), 1e-6)
+    # Subtracting the minimum keeps exp() in range; the constant cancels in the normalisation.
+    raw = torch.exp(-(losses - losses.min()) / tau)
+    return (raw / raw.mean()).float()
+
+
+def per_sample_loss(token_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean token loss of each sample `[batch]` (0 for a sample without response tokens)."""
+    mask = mask.to(token_logprobs.dtype)
+    return -(token_logprobs * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+
+
 @register
-class FLOW(NotImplementedMethod):
+class FLOW(Method):
     name = "flow"
-    kind = "train"
-    hparams_schema = {"tau": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None}}
+    needs_base_scores = True
+    hparams_schema = {
+        "tau": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                "description": "temperature; null = median sample loss under the pre-trained model"},
+    }
+
+    def loss(self, token_logprobs, mask, *, model=None, batch=None):
+        if batch is None or "sample_weight" not in batch:
+            raise ValueError("FLOW needs a `sample_weight` per sample: train with the `score_base` rule's output")
+        return (batch["sample_weight"].to(token_logprobs.dtype) * per_sample_loss(token_logprobs, mask)).mean()

@@ -1,15 +1,50 @@
-"""HFT, half fine-tuning (Hui et al., 2024): freeze half of each block's weight matrices.
+"""HFT, half fine-tuning (Hui et al., 2024, "HFT: Half Fine-Tuning for Large Language Models").
 
-Declared so that configs and the registry already know it; its training code comes with the methods issue,
-and selecting it fails config validation until then (see ../shared/docs/methods.md for the formula).
+In every transformer block a seeded random half of the attention projections and half of the MLP projections
+are frozen during full fine-tuning; embeddings and the LM head are frozen too ([confirm]), norms train. With an
+odd number of matrices in a group, blocks alternate between rounding down and up so that about half train.
 """
 
-from forgetbench.methods.base import NotImplementedMethod
+import random
+import re
+
+from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
+
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP = ("gate_proj", "up_proj", "down_proj")
+BLOCK = re.compile(r"layers\.(\d+)\.")
+
+
+def choose_trainable(num_layers: int, fraction: float, seed: int) -> dict[int, set[str]]:
+    """Per block index, the projection names that train."""
+    rng = random.Random(seed)
+    chosen = {}
+    for layer in range(num_layers):
+        names = set()
+        for group in (ATTENTION, MLP):
+            exact = fraction * len(group)
+            count = int(exact) + (1 if exact % 1 and layer % 2 else 0)
+            names.update(rng.sample(group, count))
+        chosen[layer] = names
+    return chosen
 
 
 @register
-class HFT(NotImplementedMethod):
+class HFT(Method):
     name = "hft"
-    kind = "train"
-    hparams_schema = {"fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.5}}
+    hparams_schema = {
+        "fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.5,
+                     "description": "share of each block's attention and MLP projections that train"},
+    }
+
+    def prepare_model(self, model, *, seed: int):
+        trainable = choose_trainable(model.config.num_hidden_layers, self.hparams["fraction"], seed)
+        for name, param in model.named_parameters():
+            block = BLOCK.search(name)
+            if block is None:
+                param.requires_grad = False  # embeddings, final norm, LM head
+                continue
+            projection = next((p for p in ATTENTION + MLP if f".{p}." in name), None)
+            param.requires_grad = projection is None or projection in trainable[int(block.group(1))]
+        return model

@@ -1,15 +1,31 @@
-"""L2 toward the pre-trained weights (L2-SP, Xuhong et al., 2018), as compared in Lin et al., 2025.
+"""L2 toward the pre-trained weights (L2-SP; Li, Grandvalet and Davoine, 2018), one of the baselines of
+Lin et al., 2025:
 
-Declared so that configs and the registry already know it; its training code comes with the methods issue,
-and selecting it fails config validation until then (see ../shared/docs/methods.md for the formula).
+    L = L_SFT + λ · Σ_params ‖θ − θ₀‖²
+
+θ₀ is one frozen copy of the trainable parameters, taken once before training on the model's own device; the
+penalty is 0 at step 0. [confirm] the paper's λ (sweep 1e-4 … 1e-1).
 """
 
-from forgetbench.methods.base import NotImplementedMethod
+import torch
+
+from forgetbench.methods.base import Method, masked_token_mean
 from forgetbench.methods.registry import register
 
 
 @register
-class L2(NotImplementedMethod):
+class L2(Method):
     name = "l2"
-    kind = "train"
-    hparams_schema = {"lam": {"type": "number", "minimum": 0, "default": 0.01}}
+    hparams_schema = {"lam": {"type": "number", "minimum": 0, "default": 0.01, "description": "λ"}}
+
+    def prepare_model(self, model, *, seed: int):
+        # Pairs of (live parameter, frozen copy): no lookup by name, which wrappers (DDP, peft) would rename.
+        self.reference = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+        return model
+
+    def penalty(self) -> torch.Tensor:
+        return torch.stack([(p - ref).pow(2).sum() for p, ref in self.reference]).sum()
+
+    def loss(self, token_logprobs, mask, *, model=None, batch=None):
+        self.last_penalty = self.penalty()
+        return masked_token_mean(-token_logprobs, mask) + self.hparams["lam"] * self.last_penalty

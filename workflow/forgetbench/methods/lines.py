@@ -1,15 +1,50 @@
-"""LiNeS (Wang et al., 2024): scale the fine-tuning update of each layer linearly with depth.
+"""LiNeS, layer-increasing network scaling (Wang et al., 2024, "LiNeS: Post-training Layer Scaling Prevents
+Forgetting and Enhances Model Merging").
 
-Declared so that configs and the registry already know it; its training code comes with the methods issue,
-and selecting it fails config validation until then (see ../shared/docs/methods.md for the formula).
+With τ = θ_sft − θ₀ per tensor and a tensor in transformer block ℓ of L (0-based), λ(ℓ) = α + β·ℓ/(L − 1),
+and θ = θ₀ + λ(ℓ)·τ: shallow layers, which hold general features, keep close to the pre-trained weights.
+Embeddings get α, the final norm and LM head α + β ([confirm]); defaults α = 0, β = 1 ([confirm]).
 """
 
-from forgetbench.methods.base import NotImplementedMethod
+import re
+
+from forgetbench.methods.posthoc import PosthocMethod, check_same_keys, is_float
 from forgetbench.methods.registry import register
+
+BLOCK = re.compile(r"layers\.(\d+)\.")
+EMBEDDING = re.compile(r"embed_tokens|wte|word_embeddings")
+
+
+def layer_scale(name: str, num_layers: int, alpha: float, beta: float) -> float:
+    block = BLOCK.search(name)
+    if block is not None:
+        layer = int(block.group(1))
+        return alpha + beta * (layer / (num_layers - 1) if num_layers > 1 else 1.0)
+    if EMBEDDING.search(name):
+        return alpha
+    return alpha + beta  # final norm, LM head
+
+
+def scale(base_state: dict, tuned_state: dict, num_layers: int, alpha: float = 0.0, beta: float = 1.0) -> dict:
+    check_same_keys(base_state, tuned_state)
+    out = {}
+    for name, base in base_state.items():
+        tuned = tuned_state[name]
+        if not is_float(base):
+            out[name] = tuned.clone()
+            continue
+        factor = layer_scale(name, num_layers, alpha, beta)
+        out[name] = (base.double() + factor * (tuned.double() - base.double())).to(base.dtype)
+    return out
 
 
 @register
-class LiNeS(NotImplementedMethod):
+class LiNeS(PosthocMethod):
     name = "lines"
-    kind = "posthoc"
-    hparams_schema = {"alpha": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0}, "beta": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0}}
+    hparams_schema = {
+        "alpha": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0},
+        "beta": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0},
+    }
+
+    def combine(self, base_state, tuned_state, num_layers, settings):
+        return scale(base_state, tuned_state, num_layers, alpha=self.hparams["alpha"], beta=self.hparams["beta"])

@@ -1,15 +1,47 @@
-"""TALR, token-adaptive loss reweighting (Lin et al., 2025).
+"""TALR, token-adaptive loss reweighting (Lin et al., 2025, "SFT Doesn't Always Hurt General Capabilities",
+arXiv 2509.20758).
 
-Declared so that configs and the registry already know it; its training code comes with the methods issue,
-and selecting it fails config validation until then (see ../shared/docs/methods.md for the formula).
+A sparse set of tokens that the model finds very unlikely drives the updates that damage general ability, so
+their loss is down-weighted (not dropped). The weights minimise Σₜ wₜ·(−ℓₜ) − τ·H(w) over the simplex of the
+batch's response tokens, which gives the closed form
+
+    wₜ = mₜ · exp(ℓₜ / τ) / Σₛ mₛ · exp(ℓₛ / τ)
+
+computed from the current model at every step and detached; the loss is Σₜ wₜ · (−ℓₜ). τ = None takes the
+median token loss of the batch (the paper's default); a number fixes it. Larger τ approaches plain SFT.
+[confirm] normalisation over the whole batch with weights summing to 1 (shared/docs/methods.md).
 """
 
-from forgetbench.methods.base import NotImplementedMethod
+import torch
+
+from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
+
+MIN_TAU = 1e-6  # a batch whose median loss is 0 would otherwise divide by zero
+
+
+def token_weights(logprobs: torch.Tensor, mask: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+    """Softmax of ℓₜ/τ over the batch's response tokens (summing to 1), 0 on masked tokens; detached.
+    An all-masked batch gets all-zero weights."""
+    logprobs = logprobs.detach()
+    mask = mask.bool()
+    if not mask.any():
+        return torch.zeros_like(logprobs)
+    if tau is None:
+        tau = float((-logprobs[mask]).median())
+    tau = max(float(tau), MIN_TAU)
+    scores = (logprobs / tau).masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores.flatten(), dim=0).view_as(logprobs)
 
 
 @register
-class TALR(NotImplementedMethod):
+class TALR(Method):
     name = "talr"
-    kind = "train"
-    hparams_schema = {"tau": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None}}
+    hparams_schema = {
+        "tau": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                "description": "temperature; null = median token loss of the batch"},
+    }
+
+    def loss(self, token_logprobs, mask, *, model=None, batch=None):
+        weights = token_weights(token_logprobs, mask, tau=self.hparams.get("tau"))
+        return -(weights * token_logprobs).sum()

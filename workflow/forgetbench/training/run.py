@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, TrainingArguments, set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
 
 from forgetbench.atomic import atomic_directory, atomic_path, write_json
 from forgetbench.data.records import read_jsonl
 from forgetbench.methods import get_method
+from forgetbench.methods.flow import sample_weights
 from forgetbench.provenance import provenance
+from forgetbench.training.collate import Collator
 from forgetbench.training.tokenize import encode_dataset, uses_chat_template
 from forgetbench.training.trainer import MethodTrainer, ProgressLog
 
@@ -43,8 +45,21 @@ def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -
     )
 
 
-def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, out_run: str, cell: dict) -> dict:
-    """`cell` is the cell's config: model, method, hparams, lr, seed, training, domain (with format), chat_template."""
+def attach_sample_weights(examples: list[dict], ids: list[str], base_losses_jsonl: str, tau) -> None:
+    """FLOW: the weight of each example from θ₀'s loss on it (scored once per model by the `score_base` rule)."""
+    losses = {row["id"]: row["mean_loss"] for row in read_jsonl(base_losses_jsonl)}
+    missing = [i for i in ids if i not in losses]
+    if missing:
+        raise ValueError(f"{base_losses_jsonl}: no base-model loss for sample '{missing[0]}' ({len(missing)} missing)")
+    weights = sample_weights(torch.tensor([losses[i] for i in ids]), tau=tau)
+    for example, weight in zip(examples, weights.tolist()):
+        example["sample_weight"] = weight
+
+
+def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, out_run: str, cell: dict,
+               base_losses: str | None = None) -> dict:
+    """`cell` is the cell's config: model, method, hparams, lr, seed, training, domain (with format), chat_template.
+    `base_losses` is the `score_base` output, needed by methods that weight samples by θ₀'s loss (FLOW)."""
     started = time.time()
     set_seed(cell["seed"])
     method = get_method(cell["method"])(**cell["hparams"])
@@ -54,10 +69,16 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
     chat = uses_chat_template(tokenizer, cell.get("chat_template", "auto"))
     records = read_jsonl(train_jsonl)
     train_cfg = cell["training"]
-    examples, dropped = encode_dataset(tokenizer, records, cell["domain"]["format"], train_cfg["max_seq_len"], chat)
+    examples, ids = encode_dataset(tokenizer, records, cell["domain"]["format"], train_cfg["max_seq_len"], chat)
+    dropped = len(records) - len(examples)
     if not examples:
         raise ValueError(f"{train_jsonl}: no example has a response token within max_seq_len={train_cfg['max_seq_len']}")
     print(f"{len(examples)} training examples ({dropped} dropped: prompt longer than max_seq_len), chat={chat}", flush=True)
+
+    if method.needs_base_scores:
+        if base_losses is None:
+            raise ValueError(f"method '{cell['method']}' needs the base model's sample losses (base_losses)")
+        attach_sample_weights(examples, ids, base_losses, method.hparams.get("tau"))
 
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     model = method.prepare_model(model, seed=cell["seed"])
@@ -70,7 +91,7 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
             model=model,
             args=training_arguments(train_cfg, cell["lr"], cell["seed"], str(model_dir / "_trainer")),
             train_dataset=examples,
-            data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+            data_collator=Collator(tokenizer),
             method=method,
         )
         progress = ProgressLog(trainer, log_tmp)

@@ -39,8 +39,13 @@ def encode_example(tokenizer, record: dict, fmt: str, max_len: int, chat: bool) 
     return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}
 
 
-def encode_dataset(tokenizer, records: list[dict], fmt: str, max_len: int, chat: bool) -> tuple[list[dict], int]:
-    """Encoded examples and the number dropped because the prompt alone filled max_len."""
-    encoded = [encode_example(tokenizer, r, fmt, max_len, chat) for r in records]
-    kept = [e for e in encoded if e is not None]
-    return kept, len(encoded) - len(kept)
+def encode_dataset(tokenizer, records: list[dict], fmt: str, max_len: int, chat: bool) -> tuple[list[dict], list[str]]:
+    """Encoded examples and the ids of the records they came from; records whose prompt alone fills max_len
+    are left out."""
+    examples, ids = [], []
+    for record in records:
+        example = encode_example(tokenizer, record, fmt, max_len, chat)
+        if example is not None:
+            examples.append(example)
+            ids.append(record["id"])
+    return examples, ids

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 
+from forgetbench.training.collate import PER_SAMPLE_FIELDS
 from forgetbench.training.tokenize import IGNORE_INDEX
 
 
@@ -40,9 +41,10 @@ class MethodTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
+        extras = {k: inputs.pop(k) for k in PER_SAMPLE_FIELDS if k in inputs}
         outputs = model(**inputs)
         logprobs, mask = token_logprobs(outputs.logits, labels)
-        loss = self.method.loss(logprobs, mask, model=model)
+        loss = self.method.loss(logprobs, mask, model=model, batch=extras)
         if model.training:
             self.tokens_seen += int(inputs["attention_mask"].sum())
         return (loss, outputs) if return_outputs else loss

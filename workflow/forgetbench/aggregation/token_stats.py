@@ -1,0 +1,39 @@
+"""TALR's token analysis across models: the share of response tokens to which the pre-trained model gives a
+probability below each threshold, and the share of the loss those tokens carry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def token_stats_table(paths: list[str | Path], models: list[str]) -> pd.DataFrame:
+    """One row per model; histogram counts in long form under `hist_<lower edge>` columns."""
+    rows = []
+    for model, path in zip(models, paths):
+        stats = json.loads(Path(path).read_text())
+        row = {"model": model, "tokens": stats["tokens"], "mean_prob": stats["mean_prob"],
+               "median_prob": stats["median_prob"]}
+        row.update({f"frac_p<{t}": v for t, v in stats["fraction_below"].items()})
+        row.update({f"loss_share_p<{t}": v for t, v in stats["loss_share_below"].items()})
+        edges, counts = stats["histogram"]["edges"], stats["histogram"]["counts"]
+        row.update({f"hist_{edges[i]:.2f}": c for i, c in enumerate(counts)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def histogram_long(table: pd.DataFrame) -> pd.DataFrame:
+    """model, bin lower edge, share of tokens: what the histogram plot draws."""
+    hist = table.melt(id_vars="model", value_vars=[c for c in table if c.startswith("hist_")],
+                      var_name="bin", value_name="count")
+    hist["prob"] = hist["bin"].str.removeprefix("hist_").astype(float)
+    hist["share"] = hist["count"] / hist.groupby("model")["count"].transform("sum")
+    return hist
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    shown = table[[c for c in table if not c.startswith("hist_")]]
+    return ("# Pre-trained model's token probabilities on the domain's response tokens\n\n"
+            + shown.to_markdown(index=False, floatfmt=".3f") + "\n")

@@ -1,0 +1,63 @@
+"""Score the training data once with the pre-trained model θ₀ (one forward pass per batch, no gradients).
+
+It writes what two methods need from θ₀: each sample's mean token loss (FLOW's weights are computed from them)
+and the distribution of θ₀'s token probabilities on response tokens — the statistic of Lin et al. (2025) that
+most SFT tokens are easy and a sparse set of low-probability tokens carries most of the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from forgetbench.atomic import write_json, write_jsonl
+from forgetbench.data.records import read_jsonl
+from forgetbench.training.collate import Collator
+from forgetbench.training.tokenize import encode_dataset, uses_chat_template
+from forgetbench.training.trainer import token_logprobs
+
+THRESHOLDS = (0.05, 0.1, 0.2, 0.5)
+HISTOGRAM_BINS = 20
+
+
+def token_statistics(probs: np.ndarray) -> dict:
+    """Share of tokens below each threshold, the share of the loss they carry, and a histogram on [0, 1]."""
+    if probs.size == 0:
+        raise ValueError("no response tokens to summarise")
+    losses = -np.log(np.clip(probs, 1e-12, 1.0))
+    counts, edges = np.histogram(probs, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    return {
+        "tokens": int(probs.size),
+        "mean_prob": float(probs.mean()),
+        "median_prob": float(np.median(probs)),
+        "fraction_below": {f"{t:g}": float((probs < t).mean()) for t in THRESHOLDS},
+        "loss_share_below": {f"{t:g}": float(losses[probs < t].sum() / losses.sum()) for t in THRESHOLDS},
+        "histogram": {"edges": [round(float(e), 4) for e in edges], "counts": counts.tolist()},
+    }
+
+
+@torch.no_grad()
+def score_with_base(model_dir: str, train_jsonl: str, fmt: str, max_len: int, chat_template: str,
+                    out_losses: str, out_stats: str, batch_size: int = 8) -> dict:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    chat = uses_chat_template(tokenizer, chat_template)
+    examples, ids = encode_dataset(tokenizer, read_jsonl(train_jsonl), fmt, max_len, chat)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    collate = Collator(tokenizer)
+    rows, probs = [], []
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start:start + batch_size])
+        labels = batch.pop("labels")
+        logprobs, mask = token_logprobs(model(**batch).logits, labels)
+        counts = mask.sum(-1)
+        for i, record_id in enumerate(ids[start:start + batch_size]):
+            rows.append({"id": record_id, "mean_loss": float(-logprobs[i][mask[i]].mean()), "tokens": int(counts[i])})
+        probs.append(torch.exp(logprobs[mask]).numpy())
+        print(f"scored {min(start + batch_size, len(examples))}/{len(examples)} samples", flush=True)
+    stats = token_statistics(np.concatenate(probs))
+    write_jsonl(out_losses, rows)
+    write_json(out_stats, {"model_dir": model_dir, "format": fmt, "chat_template": chat, **stats})
+    return stats

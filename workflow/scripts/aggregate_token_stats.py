@@ -1,0 +1,15 @@
+"""Rule `aggregate_token_stats`: the pre-trained models' token-probability statistics as one table.
+
+    snakemake --cores 1 results/default/tables/token_stats.md
+"""
+
+from forgetbench.rule_log import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    from forgetbench.aggregation.token_stats import to_markdown, token_stats_table
+    from forgetbench.atomic import atomic_path, write_text
+
+    table = token_stats_table(snakemake.input, snakemake.params.models)  # noqa: F821
+    with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
+        table.to_csv(tmp, index=False)
+    write_text(snakemake.output.md, to_markdown(table))  # noqa: F821

@@ -1,0 +1,17 @@
+"""Rule `score_base`: the pre-trained model's loss on each training sample (FLOW) and its token-probability
+statistics on the domain data (TALR's analysis), once per model.
+
+    snakemake --cores 2 results/default/smollm2-135m/base/train_scores/token_stats.json
+"""
+
+from forgetbench.rule_log import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    import torch
+
+    from forgetbench.analysis.base_scores import score_with_base
+
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    p = snakemake.params  # noqa: F821
+    score_with_base(snakemake.input.model, snakemake.input.train, p.fmt, p.max_len, p.chat_template,  # noqa: F821
+                    snakemake.output.losses, snakemake.output.stats, batch_size=p.batch_size)  # noqa: F821
