@@ -7,6 +7,7 @@ rule evaluate:
         identity=eval_identity,
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
+        chat_template=lambda wc: config["models"][wc.model]["chat_template"],
     log:
         f"{RESULTS}/logs/evaluate/{{model}}/{{cell}}.log",
     benchmark:

@@ -33,5 +33,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         seed=settings["seed"],
         domain_test_path=inputs.domain_test,
         domain_format=params.domain_format,
+        chat_template=params.chat_template,
         extra={"cell": params.identity, **provenance({**params.identity, "evaluation": settings})},
     )

@@ -1,0 +1,188 @@
+"""The evaluation layer end to end on the tiny random Llama: backend choice, task settings, results JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from forgetbench.errors import ConfigError
+from forgetbench.evaluation import backend as backend_mod
+from forgetbench.evaluation.backend import choose_backend
+from forgetbench.evaluation.runner import evaluate, normalize_tasks
+
+OFFLINE_TASKS = ("arc_easy", "hellaswag", "piqa", "boolq", "gsm8k", "humaneval", "general_text", "domain")
+LIMIT = 4
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from forgetbench.models.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def domain_test(tmp_path_factory):
+    from forgetbench.data.records import make_record
+
+    records = [
+        make_record(
+            f"q{i}",
+            f"A patient weighs {60 + i} kg. What is the weight in kg?",
+            str(60 + i),
+            rationale=f"The note says {60 + i} kg.",
+            answer_type="decimal",
+            lower=59.5 + i,
+            upper=60.5 + i,
+            source="fixture",
+        )
+        for i in range(10)
+    ]
+    path = tmp_path_factory.mktemp("domain") / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_model, domain_test, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "eval.json"
+    tasks = {name: {"limit": LIMIT} for name in OFFLINE_TASKS}
+    tasks["gsm8k"]["max_gen_toks"] = 24  # a random model never stops early; keep generation short
+    tasks["humaneval"]["max_gen_toks"] = 24
+    result = evaluate(tiny_model, out, tasks, seed=0, batch_size=8, domain_test_path=domain_test, domain_format="label")
+    return out, result
+
+
+def test_choose_backend_on_cpu(monkeypatch):
+    monkeypatch.setattr(backend_mod, "cuda_available", lambda: False)
+    assert choose_backend("auto") == "hf"
+    assert choose_backend("hf") == "hf"
+    with pytest.raises(ConfigError, match="vllm"):
+        choose_backend("vllm")
+    with pytest.raises(ConfigError, match="backend"):
+        choose_backend("tensorrt")
+
+
+def test_choose_backend_auto_prefers_vllm_with_cuda(monkeypatch):
+    monkeypatch.setattr(backend_mod, "cuda_available", lambda: True)
+    monkeypatch.setattr(backend_mod, "vllm_installed", lambda: True)
+    assert choose_backend("auto") == "vllm" == choose_backend("vllm")
+    monkeypatch.setattr(backend_mod, "vllm_installed", lambda: False)
+    assert choose_backend("auto") == "hf"
+    with pytest.raises(ConfigError, match="vllm package"):
+        choose_backend("vllm")
+
+
+def test_choose_backend_never_imports_vllm():
+    import sys
+
+    choose_backend("auto")
+    assert "vllm" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "tasks, message",
+    [
+        ({"mmlu": {}}, "'mmlu' has no offline data"),
+        ({"ifeval": {"source": "offline"}}, "'ifeval' has no offline data"),
+        ({"domain": {"source": "hub"}}, "'domain' has no hub version"),
+        ({"humaneval": {"num_fewshot": 3}}, "zero-shot only"),
+        ({"winogrande": {}}, "'winogrande' is unknown"),
+        ({"arc_easy": {"limit": 0}}, "limit must be a positive integer"),
+        ({"arc_easy": {"shots": 5}}, "unknown setting"),
+        ({}, "no tasks"),
+    ],
+)
+def test_bad_task_settings_raise_config_error(tasks, message):
+    with pytest.raises(ConfigError, match=message):
+        normalize_tasks(tasks)
+
+
+def test_settings_defaults():
+    assert normalize_tasks({"arc_easy": None}) == {"arc_easy": {"limit": None, "num_fewshot": 0, "source": "offline", "max_gen_toks": None}}
+
+
+def test_hub_task_offline_names_the_task(tiny_model, tmp_path, monkeypatch):
+    import datasets.config
+    import huggingface_hub.constants
+
+    # empty caches, so the result does not depend on what this machine downloaded before
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError) as err:
+        evaluate(tiny_model, tmp_path / "eval.json", {"arc_easy": {"limit": 2}, "mmlu": {"source": "hub", "limit": 2}})
+    text = str(err.value)
+    assert "'mmlu'" in text and "cais/mmlu" in text and "HF_HUB_OFFLINE" in text
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_domain_task_needs_its_test_set(tiny_model, tmp_path):
+    with pytest.raises(ConfigError, match="domain_test_path"):
+        evaluate(tiny_model, tmp_path / "eval.json", {"domain": {"limit": 2}})
+
+
+def test_evaluate_writes_every_task(full_run):
+    out, result = full_run
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert set(result["metrics"]) == set(OFFLINE_TASKS)
+    for name, m in result["metrics"].items():
+        assert m["metric"] in m and m["score"] == m[m["metric"]]
+        if name == "general_text":
+            assert m["metric"] == "bits_per_byte" and m["score"] > 0 and m["higher_is_better"] is False
+            assert m["word_perplexity"] > 1
+        else:
+            assert 0.0 <= m["score"] <= 1.0 and m["higher_is_better"] is True
+    expected = {
+        "arc_easy": "acc",
+        "hellaswag": "acc_norm",
+        "piqa": "acc",
+        "boolq": "acc",
+        "gsm8k": "exact_match",
+        "humaneval": "pass@1",
+        "domain": "accuracy",
+    }
+    assert {n: result["metrics"][n]["metric"] for n in expected} == expected
+    assert result["metrics"]["gsm8k"]["filter"] == "last_number"
+
+
+def test_evaluate_records_settings(full_run, tiny_model):
+    settings = full_run[1]["settings"]
+    assert settings["backend"] == "hf" and settings["batch_size"] == 8 and settings["seed"] == 0
+    assert settings["lm_eval_version"] == "0.4.13" and settings["model_dir"] == str(tiny_model)
+    assert settings["adapter_dir"] is None and settings["dtype"] == "float32"
+    assert settings["chat_template"] is True and len(settings["chat_template_sha256"]) == 64  # SmolLM2 tokenizer
+    for name in OFFLINE_TASKS:
+        task = settings["tasks"][name]
+        assert task["limit"] == LIMIT and task["n_evaluated"] == LIMIT and task["num_fewshot"] == 0
+        assert task["version"] == 1.0 and task["lm_eval_task"].startswith("fb_")
+    assert settings["tasks"]["humaneval"]["lm_eval_task"] == "fb_humaneval_instruct"
+    assert settings["tasks"]["domain"]["max_gen_toks"] == 16  # label format default
+    assert settings["tasks"]["gsm8k"]["max_gen_toks"] == 24
+
+
+def test_lora_adapter_fewshot_and_no_chat_template(tiny_model, full_run, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    # random B (not the usual zeros) so that the adapter visibly changes the model
+    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+
+    tasks = {
+        "general_text": {"limit": LIMIT},
+        "humaneval": {"limit": 2, "max_gen_toks": 8},
+        "arc_easy": {"limit": 2, "num_fewshot": 2},
+    }
+    adapter = tmp_path / "adapter"
+    result = evaluate(tiny_model, tmp_path / "eval.json", tasks, adapter_dir=adapter, seed=0, chat_template="none")
+    settings = result["settings"]
+    assert settings["adapter_dir"] == str(tmp_path / "adapter") and settings["chat_template"] is False
+    assert settings["tasks"]["humaneval"]["lm_eval_task"] == "fb_humaneval"
+    assert settings["tasks"]["arc_easy"]["num_fewshot"] == 2
+    base_bpb = full_run[1]["metrics"]["general_text"]["score"]  # same subset: same seed and limit
+    assert result["metrics"]["general_text"]["score"] != pytest.approx(base_bpb, rel=1e-6)

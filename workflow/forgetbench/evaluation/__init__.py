@@ -1,0 +1,13 @@
+"""Evaluation through lm-evaluation-harness with the project's own task YAMLs (workflow/tasks/).
+
+    from forgetbench.evaluation import evaluate
+    evaluate(model_dir, "eval.json", {"arc_easy": {"limit": 100}, "general_text": {"limit": 20}}, seed=1234)
+
+Modules: general_data (offline benchmark data from installed wheels), humaneval_exec (HumanEval tests in a
+subprocess), backend (hf or vLLM), runner (one simple_evaluate call, results JSON).
+"""
+
+from forgetbench.evaluation.backend import choose_backend
+from forgetbench.evaluation.runner import evaluate
+
+__all__ = ["choose_backend", "evaluate"]

