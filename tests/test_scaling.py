@@ -1,0 +1,220 @@
+"""Forgetting scaling laws (Kalajdzievski, 2024): parameter recovery with bootstrap CIs, degenerate input,
+the extrapolation check, the Pareto front, and the tables and figures drawn from CSVs read back from disk."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgetbench.scaling import (
+    bootstrap,
+    fit_linear,
+    fit_power_law,
+    fit_table,
+    holdout_check,
+    pareto_front,
+    plot_domain_vs_general,
+    plot_forgetting_vs_ft_loss,
+    plot_forgetting_vs_steps,
+    plot_observed_vs_predicted,
+    write_fit_table,
+)
+
+TRUE = {"A": 0.01, "alpha": 0.35, "beta": 0.25, "B": -0.05}
+N_GRID = (1e5, 4e5, 1.6e6, 6.4e6, 2.56e7, 1e8)
+T_GRID = (50, 100, 200, 400, 800, 1600)
+
+
+def law(n, t, p=TRUE):
+    return p["A"] * (np.asarray(n, float) ** p["beta"] * np.asarray(t, float)) ** p["alpha"] + p["B"]
+
+
+def grid(repeats: int = 2):
+    n, t = (a.ravel() for a in np.meshgrid(N_GRID, T_GRID))
+    return np.tile(n, repeats), np.tile(t, repeats).astype(float)
+
+
+def exact(pattern: str):
+    return pytest.raises(ValueError, match="^" + re.escape(pattern) + "$")
+
+
+def test_power_law_recovers_parameters_inside_bootstrap_ci():
+    n, t = grid()
+    f = law(n, t) + np.random.default_rng(1).normal(0, 0.005, n.size)
+    result = bootstrap(fit_power_law, {"n_params": n, "steps": t, "forgetting": f}, n_boot=100, seed=0)
+    assert result.n_failed == 0 and result.estimate.r2 > 0.99 and result.estimate.n == n.size
+    for name, value in TRUE.items():
+        assert result.ci_low[name] <= value <= result.ci_high[name], (name, result.table())
+    assert abs(result.estimate.alpha - TRUE["alpha"]) < 0.02 and abs(result.estimate.beta - TRUE["beta"]) < 0.02
+    assert len(result.samples) == 100 and list(result.table()["parameter"]) == ["A", "alpha", "beta", "B"]
+
+
+def test_linear_law_recovers_parameters_inside_bootstrap_ci():
+    rng = np.random.default_rng(2)
+    ft_loss = rng.uniform(1.0, 2.0, 60)
+    forgetting = 0.9 - 0.4 * ft_loss + rng.normal(0, 0.01, 60)
+    result = bootstrap(fit_linear, {"ft_loss": ft_loss, "forgetting": forgetting}, n_boot=400, seed=0)
+    assert result.ci_low["slope"] <= -0.4 <= result.ci_high["slope"]
+    assert result.ci_low["intercept"] <= 0.9 <= result.ci_high["intercept"]
+    assert result.estimate.r2 > 0.95 and result.ci_high["slope"] < 0
+
+
+def test_robust_fit_resists_outliers():
+    n, t = grid()
+    f = law(n, t) + np.random.default_rng(3).normal(0, 0.003, n.size)
+    f[[3, 17, 40, 66]] += 0.3
+    plain, robust = fit_power_law(n, t, f), fit_power_law(n, t, f, robust=True)
+    assert robust.loss == "soft_l1" and fit_power_law(n, t, f, robust="huber").loss == "huber"
+    assert abs(robust.alpha - TRUE["alpha"]) < 0.01 < abs(plain.alpha - TRUE["alpha"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (([1e6, 2e6, 4e6], [10, 20, 30], [0.1, 0.2, 0.3]), "power law needs at least 5 points, got 3"),
+        (([1e6, 2e6, 4e6, 8e6, 1e7], [10, 20, 30, 40, 50], [0.2] * 5),
+         "power law: column 'forgetting' is constant (zero variance in the response)"),
+        (([1e6] * 5, [10, 20, 30, 40, 50], [0.1, 0.2, 0.3, 0.4, 0.5]),
+         "power law: column 'n_params' is constant (zero variance in the predictor)"),
+        (([1e6, 2e6, 4e6, 8e6, 1e7], [10, 20, 30, 40, 50], [0.1, np.nan, 0.3, np.inf, 0.5]),
+         "power law: column 'forgetting' has 2 NaN/inf values (of 5)"),
+        (([1e6, 2e6, 4e6, 8e6, 1e7], [0, 20, 30, 40, 50], [0.1, 0.2, 0.3, 0.4, 0.5]),
+         "power law: column 'steps' must be > 0, got 1 non-positive value (min 0)"),
+    ],
+)
+def test_power_law_rejects_degenerate_input(args, message):
+    with exact(message) as info:
+        fit_power_law(*args)
+    assert type(info.value) is ValueError  # data problem, not a ConfigError
+
+
+def test_linear_law_rejects_degenerate_input():
+    with exact("linear law needs at least 3 points, got 2"):
+        fit_linear([1.0, 2.0], [0.1, 0.2])
+    with exact("linear law: column 'ft_loss' is constant (zero variance in the predictor)"):
+        fit_linear([1.5] * 4, [0.1, 0.2, 0.3, 0.4])
+    with exact("linear law: column 'ft_loss' has 1 NaN/inf value (of 4)"):
+        fit_linear([1.0, np.nan, 2.0, 3.0], [0.1, 0.2, 0.3, 0.4])
+
+
+def test_bootstrap_counts_failed_refits_without_crashing():
+    calls = {"n": 0}
+
+    def flaky(ft_loss, forgetting):
+        calls["n"] += 1
+        if calls["n"] > 1 and calls["n"] % 3 == 0:
+            raise ValueError("did not converge")
+        return fit_linear(ft_loss, forgetting)
+
+    x = np.linspace(1, 2, 20)
+    result = bootstrap(flaky, {"ft_loss": x, "forgetting": 1 - 0.5 * x}, n_boot=30, seed=0)
+    assert result.n_failed == 10 and result.failures["ValueError: did not converge"] == 10
+    assert len(result.samples) == 20 and np.isfinite(result.ci_low["slope"])
+
+    def broken(ft_loss, forgetting, calls=[]):
+        calls.append(1)
+        if len(calls) > 1:  # the fit on all rows succeeds, every refit fails
+            raise RuntimeError("boom")
+        return fit_linear(ft_loss, forgetting)
+
+    none_left = bootstrap(broken, {"ft_loss": x, "forgetting": 1 - 0.5 * x}, n_boot=5)
+    assert none_left.n_failed == 5 and np.isnan(none_left.ci_high["intercept"])
+
+
+@pytest.mark.parametrize("split_by", ["n_params", "step"])
+def test_holdout_small_error_on_clean_data(split_by):
+    n, t = grid(repeats=1)
+    f = law(n, t) + np.random.default_rng(4).normal(0, 1e-4, n.size)
+    result = holdout_check(n, t, f, split_by=split_by, quantile=0.5)
+    assert result.n_train == 18 and result.n_test == 18
+    assert result.rel_error < 0.01 and result.mae < 0.005 and result.rmse < 0.005
+    assert (result.predictions[split_by] > result.threshold).all()
+    with pytest.raises(ValueError, match="no cells with n_params > "):
+        holdout_check(n, t, f, threshold=1e9)
+
+
+def test_pareto_front_hand_made():
+    df = pd.DataFrame(
+        {
+            "name": ["a", "b", "c", "d", "e", "f", "g", "h"],
+            "domain": [0.1, 0.5, 0.9, 0.5, 0.3, 0.9, 0.1, np.nan],
+            "general": [0.9, 0.7, 0.2, 0.6, 0.8, 0.2, 0.85, 1.0],
+        }
+    )
+    # d is dominated by b, g by a, f ties c exactly (both kept), h has no domain score.
+    assert list(pareto_front(df, "domain", "general")["name"]) == ["a", "e", "b", "c", "f"]
+    assert pareto_front(df.iloc[:0], "domain", "general").empty
+
+
+def scaling_table() -> pd.DataFrame:
+    """A scaling.csv as the pipeline writes it: two models, LoRA ranks plus full fine-tuning, two seeds."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for model, scale in [("tiny-a", 1.0), ("tiny-b", 1.3)]:
+        for method, n_list in [("lora", N_GRID[:-1]), ("full", N_GRID[-1:])]:
+            for n in n_list:
+                for seed in (0, 1):
+                    for step in (0, *T_GRID):
+                        f = 0.0 if step == 0 else scale * law(n, step) + rng.normal(0, 0.004)
+                        rows.append(
+                            {
+                                "model": model, "method": method, "lr": 2e-4 if method == "lora" else 1e-5,
+                                "seed": seed, "n_params": int(n), "step": step, "forgetting": f,
+                                "ft_loss": (0.9 - f) / 0.4 + rng.normal(0, 0.01),
+                                "domain": 0.2 + 0.1 * np.log1p(step) * (1 + 0.05 * np.log10(n)),
+                                "general_avg": 0.6 - 0.3 * f + rng.normal(0, 0.003),
+                            }
+                        )
+    return pd.DataFrame(rows)
+
+
+def is_png(path) -> bool:
+    data = path.read_bytes()
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_tables_and_plots_from_csv_on_disk(tmp_path):
+    scaling_table().to_csv(tmp_path / "scaling.csv", index=False)
+    scaling = pd.read_csv(tmp_path / "scaling.csv")
+    table = fit_table(scaling, n_boot=15, seed=0)
+    assert set(table["model"]) == {"tiny-a", "tiny-b"} and len(table) == 2 * (2 + 4)
+    assert (table["n_failed"] == 0).all() and (table["ci_low"] <= table["ci_high"]).all()
+    pw = table[(table["model"] == "tiny-a") & (table["law"] == "power_law")].set_index("parameter")
+    assert abs(pw.loc["alpha", "estimate"] - TRUE["alpha"]) < 0.03 and (pw["n"] == 2 * 6 * 6).all()
+    assert table.loc[table["law"] == "linear", "r2"].min() > 0.9
+
+    for suffix in ("csv", "md", "tex"):
+        write_fit_table(table, tmp_path / f"fits.{suffix}")
+    assert "| power law" in (tmp_path / "fits.md").read_text()
+    tex = (tmp_path / "fits.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"$\alpha$" in tex and r"95\% CI" in tex
+    fits = pd.read_csv(tmp_path / "fits.csv")
+
+    plot_forgetting_vs_steps(scaling, fits, tmp_path / "a.png")
+    plot_forgetting_vs_ft_loss(scaling, fits, tmp_path / "b.png")
+    plot_observed_vs_predicted(scaling, fits, tmp_path / "c.png")
+    plot_domain_vs_general(scaling, tmp_path / "d.png")
+    for name in "abcd":
+        assert is_png(tmp_path / f"{name}.png"), name
+    assert not list(tmp_path.glob(".*tmp*")), "atomic writes left temporary files"
+
+
+def test_fit_table_names_the_group_on_bad_data():
+    scaling = scaling_table()
+    scaling.loc[(scaling["model"] == "tiny-b") & (scaling["step"] == 100), "forgetting"] = np.nan
+    with pytest.raises(ValueError, match=r"^model=tiny-b: linear law: column 'forgetting' has 12 NaN/inf values"):
+        fit_table(scaling, n_boot=2)
+    with pytest.raises(ValueError, match="lacks column"):
+        fit_table(scaling.drop(columns=["ft_loss"]))
+
+
+def test_partial_options_pass_through_bootstrap():
+    n, t = grid()
+    f = law(n, t) + np.random.default_rng(6).normal(0, 0.004, n.size)
+    result = bootstrap(functools.partial(fit_power_law, robust="huber"), pd.DataFrame(
+        {"n_params": n, "steps": t, "forgetting": f}), n_boot=10, seed=1)
+    assert result.estimate.loss == "huber" and result.n_boot == 10
