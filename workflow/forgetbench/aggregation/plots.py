@@ -7,10 +7,44 @@ import matplotlib
 matplotlib.use("Agg")  # no display on cluster nodes
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from forgetbench.atomic import atomic_path  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, out_png) -> None:
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The non-dominated rows, maximising both x and y, sorted by x; rows with NaN in x or y are ignored. A row
+    is dominated when another is at least as good in both and strictly better in one, so exact ties all stay."""
+    valid = df[df[x].notna() & df[y].notna()]
+    if valid.empty:
+        return valid
+    order = valid.sort_values([x, y], ascending=[False, False], kind="mergesort")
+    keep, best_y = [], -np.inf
+    for _, same_x in order.groupby(x, sort=False):
+        top = same_x[y].max()
+        if top > best_y:  # anything with larger x and y >= top would dominate these
+            keep.extend(same_x.index[same_x[y] == top])
+            best_y = top
+    return valid.loc[keep].sort_values(x, kind="mergesort")
+
+
+def draw_pareto_front(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, label: str = "Pareto front") -> pd.DataFrame:
+    """Mark the Pareto front of `df` on `ax` as a staircase through open circles; returns the front rows."""
+    front = pareto_front(df, x, y)
+    if len(front):
+        ax.plot(front[x], front[y], drawstyle="steps-pre", color="black", lw=1.0, ls="--", zorder=4, label=label)
+        ax.scatter(front[x], front[y], s=90, facecolors="none", edgecolors="black", lw=1.2, zorder=5)
+    return front
+
 
 
 def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
@@ -28,6 +62,7 @@ def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
         )
         b = base[base["model"] == model]
         ax.scatter(b["domain"], b["general_avg"], marker="*", s=220, color="black", label="base", zorder=5)
+        draw_pareto_front(ax, table[table["model"] == model], "domain", "general_avg")
         ax.set_title(model)
         ax.set_xlabel("domain score")
         ax.set_ylabel("general average")
@@ -35,10 +70,7 @@ def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
     if axes[0][-1].get_legend():
         axes[0][-1].get_legend().remove()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-    plt.close(fig)
+    save_figure(fig, out_png)
 
 
 def token_probability_plot(hist: pd.DataFrame, out_png: str) -> None:
@@ -48,7 +80,4 @@ def token_probability_plot(hist: pd.DataFrame, out_png: str) -> None:
     sns.barplot(data=hist, x="prob", y="share", hue="model", ax=ax, native_scale=True, width=0.9)
     ax.set_xlabel("probability under the pre-trained model (bin lower edge)")
     ax.set_ylabel("share of response tokens")
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-    plt.close(fig)
+    save_figure(fig, out_png)

@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from forgetbench.atomic import atomic_path, write_text  # noqa: E402
+from forgetbench.aggregation.plots import draw_pareto_front, pareto_front, save_figure  # noqa: E402,F401
 from forgetbench.scaling.fits import LinearFit, PowerLawFit, bootstrap, fit_linear, fit_power_law  # noqa: E402
 
 REQUIRED = ("n_params", "step", "forgetting", "ft_loss")
@@ -173,39 +174,7 @@ def write_fit_table(table: pd.DataFrame, path: str | Path) -> None:
 # --- Pareto front ---------------------------------------------------------------------------------------
 
 
-def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """The non-dominated rows, maximising both x and y, sorted by x; rows with NaN in x or y are ignored. A row
-    is dominated when another is at least as good in both and strictly better in one, so exact ties all stay."""
-    valid = df[df[x].notna() & df[y].notna()]
-    if valid.empty:
-        return valid
-    order = valid.sort_values([x, y], ascending=[False, False], kind="mergesort")
-    keep, best_y = [], -np.inf
-    for _, same_x in order.groupby(x, sort=False):
-        top = same_x[y].max()
-        if top > best_y:  # anything with larger x and y >= top would dominate these
-            keep.extend(same_x.index[same_x[y] == top])
-            best_y = top
-    return valid.loc[keep].sort_values(x, kind="mergesort")
-
-
-def draw_pareto_front(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, label: str = "Pareto front") -> pd.DataFrame:
-    """Mark the Pareto front of `df` on `ax` as a staircase through open circles; returns the front rows."""
-    front = pareto_front(df, x, y)
-    if len(front):
-        ax.plot(front[x], front[y], drawstyle="steps-pre", color="black", lw=1.0, ls="--", zorder=4, label=label)
-        ax.scatter(front[x], front[y], s=90, facecolors="none", edgecolors="black", lw=1.2, zorder=5)
-    return front
-
-
 # --- plots ----------------------------------------------------------------------------------------------
-
-
-def _save(fig: plt.Figure, out_png: str | Path) -> None:
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-    plt.close(fig)
 
 
 def _panels(n: int, width: float = 4.4, height: float = 3.8) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -245,7 +214,7 @@ def plot_forgetting_vs_steps(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_p
         ax.set_ylabel("forgetting (Δ general CE)")
         ax.set_title(_title(group) + (f"  (power law R²={pw.r2:.3f})" if pw is not None else ""))
         ax.legend(fontsize=7, frameon=False)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def plot_forgetting_vs_ft_loss(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> None:
@@ -263,7 +232,7 @@ def plot_forgetting_vs_ft_loss(scaling_df: pd.DataFrame, fits: pd.DataFrame, out
         ax.set_ylabel("forgetting (Δ general CE)")
         ax.set_title(_title(group))
         ax.legend(fontsize=7, frameon=False)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def plot_observed_vs_predicted(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> None:
@@ -284,7 +253,7 @@ def plot_observed_vs_predicted(scaling_df: pd.DataFrame, fits: pd.DataFrame, out
         ax.set_xlabel("predicted forgetting (power law)")
         ax.set_ylabel("observed forgetting")
         ax.set_title(f"{_title(group)}  (R²={pw.r2:.3f}, RMSE={pw.rmse:.3g})")
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def plot_domain_vs_general(
@@ -317,7 +286,7 @@ def plot_domain_vs_general(
         ax.set_ylabel(y.replace("_", " "))
         ax.set_title(_title(group))
         ax.legend(fontsize=6, frameon=False)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def _curve_label(key: str, value) -> str:
