@@ -33,9 +33,11 @@ def test_dry_run_of_the_default_shows_the_whole_dag():
     result = snakemake("-n", "--directory", str(REPO))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    # 2 models × 2 methods × 2 LRs × 1 seed = 8 cells; the base model evaluated once per model.
-    assert counts == {"aggregate": 1, "all": 1, "evaluate": 10, "plot_tradeoff": 1, "prepare_domain": 1,
-                      "prepare_model": 2, "train": 8, "total": 24}
+    # 2 models × 2 LRs × 1 seed × (7 trained methods + wise-0.5 and lines from the sft run); the base model is
+    # evaluated once per model and scores the training data once per model.
+    assert counts == {"aggregate": 1, "aggregate_token_stats": 1, "all": 1, "combine_posthoc": 8, "evaluate": 38,
+                      "plot_token_probs": 1, "plot_tradeoff": 1, "prepare_domain": 1, "prepare_model": 2,
+                      "score_base": 2, "train": 28, "total": 84}
 
 
 def test_lint_is_clean():
@@ -61,8 +63,10 @@ def test_dry_run_of_a_paper_scale_config(tmp_path):
     result = snakemake("-n", "--configfile", str(paper_config(tmp_path)))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 3 * 2 * 5 * 3
-    assert counts["evaluate"] == 3 * 2 * 5 * 3 + 3
+    cells = 3 * 5 * 3  # models × LRs × seeds
+    assert counts["train"] == cells * 7
+    assert counts["combine_posthoc"] == cells * 2
+    assert counts["evaluate"] == cells * 9 + 3
     assert counts["prepare_model"] == 3
 
 
