@@ -26,6 +26,7 @@ include: "rules/models.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/scaling.smk"
 include: "rules/aggregate.smk"
 
 

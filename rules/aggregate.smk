@@ -3,6 +3,8 @@ localrules:
     plot_tradeoff,
     aggregate_token_stats,
     plot_token_probs,
+    aggregate_scaling,
+    plot_scaling,
 
 
 rule aggregate:

@@ -1,7 +1,7 @@
 # Config checks that a schema cannot express, the cells of the sweep, and the input helpers of every rule.
 import re
 
-from forgetbench.config import cells, check_config, format_lr, method_folders
+from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs
 from forgetbench.methods import get_method
 
 check_config(config, load_schema(SCHEMA), CONFIG_FILE)
@@ -12,6 +12,13 @@ CELLS = cells(config)
 METHOD_FOLDERS = method_folders(config)
 TRAINED = [m for m in config["methods"] if get_method(m).kind == "train"]
 POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(name).kind == "posthoc"]
+SCALING_RUNS = {(r.model, r.method): r for r in scaling_runs(config)}
+# At each checkpoint: the domain score, the general text (forgetting) and the chosen general tasks.
+SCALING_TASKS = {
+    **config.get("scaling", {}).get("general", {}),
+    "domain": config["evaluation"]["domain"],
+    "general_text": config["evaluation"]["forgetting"],
+}
 ENV = "../envs/forgetbench.yaml"
 
 
@@ -26,6 +33,8 @@ wildcard_constraints:
     lr=r"[0-9][0-9.e+-]*",
     seed=r"\d+",
     cell=r"base|[^/]+/lr~[0-9][0-9.e+-]*/seed~\d+",
+    run=alternatives(sorted({r.method for r in SCALING_RUNS.values()})),
+    step=r"[1-9]\d*",
 
 
 def cell_config(wildcards):
@@ -86,6 +95,47 @@ def get_eval_inputs(wildcards):
     return inputs
 
 
+def scaling_cell_config(wildcards):
+    run = SCALING_RUNS[(wildcards.model, wildcards.run)]
+    return {
+        "experiment": config["experiment"],
+        "model": wildcards.model,
+        "model_source": config["models"][wildcards.model],
+        "chat_template": config["models"][wildcards.model]["chat_template"],
+        "method": run.method,
+        "registry_name": run.registry_name,
+        "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in run.hparams},
+        "lr": run.lr,
+        "seed": run.seed,
+        "training": {**config["training"], "max_steps": max(run.steps)},
+        "domain": config["domain"],
+        "checkpoint_steps": list(run.steps),
+    }
+
+
+def get_checkpoint_inputs(wildcards):
+    """The base model and, for a run's checkpoint, the run's checkpoints folder (step 0 is the base model)."""
+    inputs = {
+        "base": f"{RESULTS}/{wildcards.model}/base/model",
+        "domain_test": f"{RESULTS}/data/{DOMAIN}/test.jsonl",
+    }
+    if "run" in wildcards.keys():
+        run = f"{RESULTS}/{wildcards.model}/{wildcards.run}/lr~{wildcards.lr}/seed~{wildcards.seed}"
+        inputs.update(checkpoints=f"{run}/checkpoints", run=f"{run}/run.json")
+    return inputs
+
+
+def checkpoint_identity(wildcards):
+    run = SCALING_RUNS[(wildcards.model, wildcards.run)]
+    return {"model": wildcards.model, "method": run.method, "registry_name": run.registry_name,
+            "lr": run.lr, "seed": run.seed, "step": int(wildcards.step)}
+
+
+def get_scaling_metrics():
+    base = [f"{RESULTS}/{model}/base/step~0/metrics.json" for model in sorted({r.model for r in SCALING_RUNS.values()})]
+    return base + [f"{RESULTS}/{run.path}/step~{step}/metrics.json" for run in SCALING_RUNS.values() for step in run.steps]
+
+
 def get_token_stats():
     return [f"{RESULTS}/{m}/base/train_scores/token_stats.json" for m in config["models"]]
 
@@ -99,4 +149,9 @@ def get_all_metrics():
 def get_final_outputs():
     tables = [f"{RESULTS}/tables/tradeoff.{ext}" for ext in ("csv", "parquet", "md", "tex")]
     tables += [f"{RESULTS}/tables/token_stats.{ext}" for ext in ("csv", "md")]
-    return tables + [f"{RESULTS}/figures/tradeoff.png", f"{RESULTS}/figures/token_probs.png"]
+    outputs = tables + [f"{RESULTS}/figures/tradeoff.png", f"{RESULTS}/figures/token_probs.png"]
+    if SCALING_RUNS:
+        outputs += [f"{RESULTS}/tables/scaling_fits.{ext}" for ext in ("csv", "md", "tex")]
+        outputs += [f"{RESULTS}/figures/{name}.png" for name in
+                    ("scaling_steps", "scaling_ft_loss", "scaling_predicted", "learning_vs_forgetting")]
+    return outputs

@@ -35,9 +35,11 @@ def test_dry_run_of_the_default_shows_the_whole_dag():
     counts = job_counts(result.stdout + result.stderr)
     # 2 models × 2 LRs × 1 seed × (7 trained methods + wise-0.5 and lines from the sft run); the base model is
     # evaluated once per model and scores the training data once per model.
-    assert counts == {"aggregate": 1, "aggregate_token_stats": 1, "all": 1, "combine_posthoc": 8, "evaluate": 38,
-                      "plot_token_probs": 1, "plot_tradeoff": 1, "prepare_domain": 1, "prepare_model": 2,
-                      "score_base": 2, "train": 28, "total": 84}
+    # The scaling study: 3 LoRA ranks + full fine-tuning on one model, 3 checkpoints each, plus the base as step 0.
+    assert counts == {"aggregate": 1, "aggregate_scaling": 1, "aggregate_token_stats": 1, "all": 1,
+                      "combine_posthoc": 8, "evaluate": 38, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 12,
+                      "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1, "prepare_domain": 1,
+                      "prepare_model": 2, "score_base": 2, "train": 28, "train_scaling": 4, "total": 103}
 
 
 def test_lint_is_clean():
@@ -54,6 +56,7 @@ def paper_config(tmp_path):
                          ("gemma3-4b", "google/gemma-3-4b-it")]}
     config["learning_rates"] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5]
     config["seeds"] = [0, 1, 2]
+    config["scaling"]["models"] = ["qwen2.5-3b"]
     path = tmp_path / "paper.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -68,6 +71,7 @@ def test_dry_run_of_a_paper_scale_config(tmp_path):
     assert counts["combine_posthoc"] == cells * 2
     assert counts["evaluate"] == cells * 9 + 3
     assert counts["prepare_model"] == 3
+    assert counts["train_scaling"] == 4 and counts["evaluate_checkpoint"] == 4 * 3
 
 
 def test_bad_config_fails_before_any_job_with_one_line(tmp_path):
@@ -100,6 +104,8 @@ def smoke_config(tmp_path, tiny_model_dir):
                         "gsm8k": {"limit": 2, "max_gen_toks": 16}, "humaneval": {"limit": 2, "max_gen_toks": 16}},
             "forgetting": {"limit": 2},
         },
+        "scaling": {"lora_ranks": [2, 4], "full": True, "lr": 1e-3, "steps": [1, 2], "n_boot": 20,
+                    "models": ["tiny-chat"]},
         "resources": {"train_threads": 1, "eval_threads": 1},
     }
     path = tmp_path / "smoke.yaml"
@@ -141,6 +147,18 @@ def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
     assert plain["settings"]["chat_template"] is False
     assert (results / "benchmarks" / "train" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0.tsv").exists()
     assert "step 2/2" in (results / "logs" / "train" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0.log").read_text()
+
+    scaling = pd.read_csv(results / "tables" / "scaling.csv")
+    assert sorted(set(scaling["method"])) == ["scaling-lora-r2", "scaling-lora-r4", "scaling-sft"]
+    assert sorted(set(scaling["step"])) == [0, 1, 2]
+    assert (scaling.loc[scaling["step"] == 0, "forgetting"] == 0).all()
+    assert scaling.groupby("method")["n_params"].first().is_monotonic_increasing
+    fits = pd.read_csv(results / "tables" / "scaling_fits.csv")
+    assert {"linear", "power_law"} <= set(fits["law"])
+    for name in ("scaling_steps", "scaling_ft_loss", "scaling_predicted", "learning_vs_forgetting"):
+        assert (results / "figures" / f"{name}.png").stat().st_size > 10_000
+    assert (workdir / "results" / "smoke" / "tiny-chat" / "scaling-lora-r2" / "lr~0.001" / "seed~0" / "checkpoints"
+            / "step~1" / "adapter_config.json").exists()
 
     # a second run has nothing to do; the report bundles tables and figures
     again = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config), "--directory", str(workdir))

@@ -63,6 +63,56 @@ def cells(config: dict) -> list[Cell]:
     ]
 
 
+@dataclass(frozen=True)
+class ScalingRun:
+    """One training run of the scaling study, checkpointed at `steps`: LoRA at a rank, or full fine-tuning."""
+
+    model: str
+    method: str  # folder name: scaling-lora-r<r> or scaling-sft
+    registry_name: str
+    hparams: tuple  # sorted (key, value) pairs, hashable
+    lr: float
+    seed: int
+    steps: tuple[int, ...]
+
+    @property
+    def path(self) -> str:
+        return f"{self.model}/{self.method}/lr~{format_lr(self.lr)}/seed~{self.seed}"
+
+
+def scaling_runs(config: dict) -> list[ScalingRun]:
+    scaling = config.get("scaling")
+    if not scaling:
+        return []
+    lora = get_method("lora")
+    base_lora = lora.validate_hparams(config["methods"].get("lora"), "scaling")
+    variants = [(f"scaling-lora-r{r}", "lora", {**base_lora, "r": r}) for r in scaling["lora_ranks"]]
+    if scaling["full"]:
+        variants.append(("scaling-sft", "sft", {}))
+    steps = tuple(sorted(scaling["steps"]))
+    return [
+        ScalingRun(model, folder, name, tuple(sorted((k, _freeze(v)) for k, v in hp.items())),
+                   float(scaling["lr"]), int(scaling["seed"]), steps)
+        for model in scaling.get("models") or list(config["models"])
+        for folder, name, hp in variants
+    ]
+
+
+def _freeze(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def check_scaling(config: dict, where: str) -> None:
+    scaling = config.get("scaling")
+    if not scaling:
+        return
+    unknown = [m for m in scaling.get("models") or [] if m not in config["models"]]
+    if unknown:
+        raise ConfigError(f"{where}: scaling.models: '{unknown[0]}' is not one of the models ({', '.join(config['models'])})")
+    if not scaling["lora_ranks"] and not scaling["full"]:
+        raise ConfigError(f"{where}: scaling: no run to fit (empty lora_ranks and full: false)")
+
+
 def find_unknown_keys(config: dict, schema: dict, where: str) -> None:
     """Reject keys the schema does not know, naming the nearest known key (a misspelling is the usual cause)."""
 
@@ -125,6 +175,7 @@ def check_config(config: dict, schema: dict, where: str = "config") -> None:
     find_unknown_keys(config, schema, where)
     check_models(config, where)
     check_methods(config, where)
+    check_scaling(config, where)
 
 
 def load_schema(path: str) -> dict:

@@ -1,4 +1,5 @@
-"""Rule `train`: fine-tune one cell with transformers' Trainer and the method's loss.
+"""Rules `train` and `train_scaling`: fine-tune one cell with transformers' Trainer and the method's loss
+(`train_scaling` also keeps checkpoints at the configured steps).
 
     snakemake --cores 2 results/default/smollm2-135m/sft/lr~2e-05/seed~0/run.json
 """
@@ -19,4 +20,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         out_run=snakemake.output.run,  # noqa: F821
         cell=snakemake.params.cell,  # noqa: F821
         base_losses=snakemake.input.get("base_losses"),  # noqa: F821
+        checkpoint_steps=snakemake.params.get("checkpoint_steps"),  # noqa: F821
     )

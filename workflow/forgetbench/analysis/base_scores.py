@@ -1,4 +1,5 @@
-"""Score the training data once with the pre-trained model θ₀ (one forward pass per batch, no gradients).
+"""Score domain data with a model (one forward pass per batch, no gradients): the training data once with the
+pre-trained model θ₀, and the test data with each scaling checkpoint (the fine-tuning loss).
 
 It writes what two methods need from θ₀: each sample's mean token loss (FLOW's weights are computed from them)
 and the distribution of θ₀'s token probabilities on response tokens — the statistic of Lin et al. (2025) that
@@ -37,15 +38,25 @@ def token_statistics(probs: np.ndarray) -> dict:
     }
 
 
-@torch.no_grad()
-def score_with_base(model_dir: str, train_jsonl: str, fmt: str, max_len: int, chat_template: str,
-                    out_losses: str, out_stats: str, batch_size: int = 8) -> dict:
+def load_model(model_dir: str, adapter_dir: str | None = None):
+    """Tokenizer and float32 model in eval mode; a LoRA adapter is merged in."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    chat = uses_chat_template(tokenizer, chat_template)
-    examples, ids = encode_dataset(tokenizer, read_jsonl(train_jsonl), fmt, max_len, chat)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    return tokenizer, model.eval()
+
+
+@torch.no_grad()
+def score_records(model, tokenizer, records: list[dict], fmt: str, max_len: int, chat: bool,
+                  batch_size: int = 8) -> tuple[list[dict], np.ndarray]:
+    """Each record's mean response-token loss (rows of id, mean_loss, tokens) and every response token's
+    probability, in one forward pass per batch."""
+    examples, ids = encode_dataset(tokenizer, records, fmt, max_len, chat)
     collate = Collator(tokenizer)
     rows, probs = [], []
     for start in range(0, len(examples), batch_size):
@@ -57,7 +68,25 @@ def score_with_base(model_dir: str, train_jsonl: str, fmt: str, max_len: int, ch
             rows.append({"id": record_id, "mean_loss": float(-logprobs[i][mask[i]].mean()), "tokens": int(counts[i])})
         probs.append(torch.exp(logprobs[mask]).numpy())
         print(f"scored {min(start + batch_size, len(examples))}/{len(examples)} samples", flush=True)
-    stats = token_statistics(np.concatenate(probs))
+    return rows, np.concatenate(probs) if probs else np.array([])
+
+
+def score_with_base(model_dir: str, train_jsonl: str, fmt: str, max_len: int, chat_template: str,
+                    out_losses: str, out_stats: str, batch_size: int = 8) -> dict:
+    tokenizer, model = load_model(model_dir)
+    chat = uses_chat_template(tokenizer, chat_template)
+    rows, probs = score_records(model, tokenizer, read_jsonl(train_jsonl), fmt, max_len, chat, batch_size)
+    stats = token_statistics(probs)
     write_jsonl(out_losses, rows)
     write_json(out_stats, {"model_dir": model_dir, "format": fmt, "chat_template": chat, **stats})
     return stats
+
+
+def domain_loss(model_dir: str, test_jsonl: str, fmt: str, max_len: int, chat_template: str,
+                adapter_dir: str | None = None, batch_size: int = 8) -> float:
+    """The fine-tuning loss on the domain's test split: the token-mean cross-entropy of the gold responses."""
+    tokenizer, model = load_model(model_dir, adapter_dir)
+    chat = uses_chat_template(tokenizer, chat_template)
+    rows, _ = score_records(model, tokenizer, read_jsonl(test_jsonl), fmt, max_len, chat, batch_size)
+    tokens = sum(r["tokens"] for r in rows)
+    return sum(r["mean_loss"] * r["tokens"] for r in rows) / tokens

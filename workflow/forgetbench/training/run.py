@@ -17,7 +17,7 @@ from forgetbench.methods.flow import sample_weights
 from forgetbench.provenance import provenance
 from forgetbench.training.collate import Collator
 from forgetbench.training.tokenize import encode_dataset, uses_chat_template
-from forgetbench.training.trainer import MethodTrainer, ProgressLog
+from forgetbench.training.trainer import MethodTrainer, ProgressLog, SaveAtSteps
 
 
 def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -> TrainingArguments:
@@ -57,9 +57,10 @@ def attach_sample_weights(examples: list[dict], ids: list[str], base_losses_json
 
 
 def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, out_run: str, cell: dict,
-               base_losses: str | None = None) -> dict:
+               base_losses: str | None = None, checkpoint_steps: list[int] | None = None) -> dict:
     """`cell` is the cell's config: model, method, hparams, lr, seed, training, domain (with format), chat_template.
-    `base_losses` is the `score_base` output, needed by methods that weight samples by θ₀'s loss (FLOW)."""
+    `base_losses` is the `score_base` output, needed by methods that weight samples by θ₀'s loss (FLOW).
+    `checkpoint_steps` saves the weights at those steps under `<out_model>/step~<n>` (the scaling study)."""
     started = time.time()
     set_seed(cell["seed"])
     method = get_method(cell["method"])(**cell["hparams"])
@@ -96,6 +97,8 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         )
         progress = ProgressLog(trainer, log_tmp)
         trainer.add_callback(progress)
+        if checkpoint_steps:
+            trainer.add_callback(SaveAtSteps(checkpoint_steps, model_dir, tokenizer))
         result = trainer.train()
         progress.file.close()
         # A LoRA model saves only its adapter (adapter_config.json marks it); full fine-tuning saves all weights.

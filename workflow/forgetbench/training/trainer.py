@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 
+from forgetbench.atomic import atomic_directory
 from forgetbench.training.collate import PER_SAMPLE_FIELDS
 from forgetbench.training.tokenize import IGNORE_INDEX
 
@@ -96,3 +97,17 @@ class ProgressLog(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.file.close()
+
+
+class SaveAtSteps(TrainerCallback):
+    """Save the weights (a LoRA adapter, or the full model) at the given update steps, for the scaling study:
+    each checkpoint is evaluated without retraining. No optimizer state: these are for evaluation only."""
+
+    def __init__(self, steps, out_dir, tokenizer):
+        self.steps, self.out_dir, self.tokenizer = set(steps), out_dir, tokenizer
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.steps:
+            with atomic_directory(f"{self.out_dir}/step~{state.global_step}") as tmp:
+                model.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)

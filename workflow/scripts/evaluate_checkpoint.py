@@ -1,0 +1,47 @@
+"""Rules `evaluate_checkpoint` and `evaluate_base_checkpoint`: one checkpoint of the scaling study (or the base
+model as step 0): the domain test loss (the fine-tuning loss), the domain score, the general text (forgetting)
+and the configured general tasks.
+
+    snakemake --cores 2 results/default/smollm2-135m/scaling-lora-r8/lr~0.0002/seed~0/step~4/metrics.json
+"""
+
+from forgetbench.rule_log import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from forgetbench.analysis.base_scores import domain_loss
+    from forgetbench.evaluation.runner import evaluate
+    from forgetbench.provenance import provenance
+
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
+    settings = params.evaluation
+    model_dir, adapter_dir, n_params = inputs.base, None, 0
+    if "checkpoints" in inputs.keys():
+        checkpoint = Path(inputs.checkpoints) / f"step~{wildcards.step}"
+        if (checkpoint / "adapter_config.json").exists():
+            adapter_dir = str(checkpoint)
+        else:
+            model_dir = str(checkpoint)
+        n_params = json.loads(Path(inputs.run).read_text())["trainable_params"]
+    ft_loss = domain_loss(model_dir, inputs.domain_test, params.domain_format, params.max_len, params.chat_template,
+                          adapter_dir=adapter_dir, batch_size=settings["batch_size"])
+    print(f"domain test loss {ft_loss:.4f}", flush=True)
+    identity = {**params.identity, "n_params": n_params}
+    evaluate(
+        model_dir,
+        snakemake.output[0],  # noqa: F821
+        params.tasks,
+        adapter_dir=adapter_dir,
+        backend=settings["backend"],
+        batch_size=settings["batch_size"],
+        seed=settings["seed"],
+        domain_test_path=inputs.domain_test,
+        domain_format=params.domain_format,
+        chat_template=params.chat_template,
+        extra={"cell": identity, "ft_loss": ft_loss, **provenance({**identity, "evaluation": settings})},
+    )

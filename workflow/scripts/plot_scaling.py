@@ -1,0 +1,29 @@
+"""Rule `plot_scaling`: forgetting against steps per N with the fitted curves, forgetting against the
+fine-tuning loss with the line, observed against predicted, and the learning-vs-forgetting curves with the
+Pareto front — from the scaling and fit tables alone.
+
+    snakemake --cores 1 results/default/figures/scaling_steps.png
+"""
+
+from forgetbench.rule_log import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    import pandas as pd
+
+    from forgetbench.scaling.report import (
+        plot_domain_vs_general,
+        plot_forgetting_vs_ft_loss,
+        plot_forgetting_vs_steps,
+        plot_observed_vs_predicted,
+    )
+
+    table = pd.read_csv(snakemake.input.table)  # noqa: F821
+    fits = pd.read_csv(snakemake.input.fits)  # noqa: F821
+    out = snakemake.output  # noqa: F821
+    plot_forgetting_vs_steps(table, fits, out.steps)
+    plot_forgetting_vs_ft_loss(table, fits, out.ft_loss)
+    plot_observed_vs_predicted(table, fits, out.predicted)
+    # Without general benchmarks at the checkpoints, the general axis is the negated forgetting.
+    general = "general_avg" if table["general_avg"].notna().any() else "retained"
+    table["retained"] = -table["forgetting"]
+    plot_domain_vs_general(table, out.curves, x="domain", y=general)
