@@ -63,7 +63,8 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
     `checkpoint_steps` saves the weights at those steps under `<out_model>/step~<n>` (the scaling study)."""
     started = time.time()
     set_seed(cell["seed"])
-    method = get_method(cell["method"])(**cell["hparams"])
+    # `method` names the folder (e.g. scaling-lora-r8); `registry_name`, where given, the implementation.
+    method = get_method(cell.get("registry_name", cell["method"]))(**cell["hparams"])
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
