@@ -35,11 +35,11 @@ def test_dry_run_of_the_default_shows_the_whole_dag():
     counts = job_counts(result.stdout + result.stderr)
     # 2 models × 2 LRs × 1 seed × (7 trained methods + wise-0.5 and lines from the sft run); the base model is
     # evaluated once per model and scores the training data once per model.
-    # The scaling study: 3 LoRA ranks + full fine-tuning on one model, 3 checkpoints each, plus the base as step 0.
+    # The scaling study: 2 LoRA ranks + full fine-tuning on one model, 2 checkpoints each, plus the base as step 0.
     assert counts == {"aggregate": 1, "aggregate_scaling": 1, "aggregate_token_stats": 1, "all": 1,
-                      "combine_posthoc": 8, "evaluate": 38, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 12,
+                      "combine_posthoc": 8, "evaluate": 38, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
                       "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1, "prepare_domain": 1,
-                      "prepare_model": 2, "score_base": 2, "train": 28, "train_scaling": 4, "total": 103}
+                      "prepare_model": 2, "score_base": 2, "train": 28, "train_scaling": 3, "total": 96}
 
 
 def test_lint_is_clean():
@@ -71,7 +71,7 @@ def test_dry_run_of_a_paper_scale_config(tmp_path):
     assert counts["combine_posthoc"] == cells * 2
     assert counts["evaluate"] == cells * 9 + 3
     assert counts["prepare_model"] == 3
-    assert counts["train_scaling"] == 4 and counts["evaluate_checkpoint"] == 4 * 3
+    assert counts["train_scaling"] == 3 and counts["evaluate_checkpoint"] == 3 * 2
 
 
 def test_bad_config_fails_before_any_job_with_one_line(tmp_path):

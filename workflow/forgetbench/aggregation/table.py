@@ -62,7 +62,7 @@ def paper_table(table: pd.DataFrame, general: list[str]) -> pd.DataFrame:
                                                       stds.itertuples(index=False), counts):
         row = {"Model": model, "Method": method, "LR": "—" if pd.isna(lr) else f"{lr:g}"}
         for column, value, spread in zip(value_columns, mean, std):
-            text = "—" if pd.isna(value) else f"{value:.3f}"
+            text = "—" if pd.isna(value) else f"{round(value, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
             if count > 1 and not pd.isna(spread):
                 text += f" ± {spread:.3f}"
             row[DISPLAY.get(column, column)] = text
