@@ -73,7 +73,7 @@ def get_posthoc_inputs(wildcards):
     name, _ = METHOD_FOLDERS[wildcards.method]
     source = get_method(name).source_method
     cell = f"{RESULTS}/{wildcards.model}/{source}/lr~{wildcards.lr}/seed~{wildcards.seed}"
-    return {"base": f"{RESULTS}/{wildcards.model}/base/model", "tuned": f"{cell}/model"}
+    return {"base": f"{RESULTS}/{wildcards.model}/base/model", "tuned": f"{cell}/model", "tuned_run": f"{cell}/run.json"}
 
 
 def eval_identity(wildcards):

@@ -74,3 +74,15 @@ def test_plot_is_drawn_from_the_csv_alone(metric_files, tmp_path):
     tradeoff_plot(pd.read_csv(csv), str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
+
+
+def test_diverged_cells_show_in_the_tables(metric_files, tmp_path):
+    diverged = tmp_path / "d.json"
+    diverged.write_text(json.dumps({"status": "diverged", "cell": {"model": "m", "method": "dft", "lr": 1e-5, "seed": 0},
+                                    "metrics": {t: {"score": None} for t in ["domain", *GENERAL, "general_text"]}}))
+    table = build_table([*metric_files, diverged], GENERAL)
+    row = table[table["method"] == "dft"].iloc[0]
+    assert row["status"] == "diverged" and pd.isna(row["domain"]) and pd.isna(row["general_avg"])
+    paper = paper_table(table, GENERAL)
+    assert "dft (diverged 1/1)" in list(paper["Method"])
+    assert paper[paper["Method"] == "dft (diverged 1/1)"].iloc[0]["Domain"] == "—"

@@ -100,3 +100,19 @@ def test_same_seed_gives_the_same_losses(tiny_model_dir, tmp_path):
         logs.append([json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()])
     assert logs[0] == logs[1]
     assert logs[0] != logs[2]
+
+
+def test_a_diverging_run_stops_and_is_marked_diverged(tiny_model_dir, tmp_path):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, records())
+    diverging = cell()
+    diverging["lr"] = 1e30
+    diverging["training"] = {**TRAINING, "max_steps": 8}
+    summary = train_cell(str(tiny_model_dir), str(data), str(tmp_path / "model"), str(tmp_path / "log.jsonl"),
+                         str(tmp_path / "run.json"), diverging)
+    assert summary["status"] == "diverged"
+    assert summary["steps"] < 8
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "diverged" and run["diverged_at"]["step"] == summary["steps"]
+    last = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert not (math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"]))

@@ -9,4 +9,4 @@ with log_to(snakemake.log[0]):  # noqa: F821
     from forgetbench.training.posthoc import combine_checkpoints
 
     combine_checkpoints(snakemake.input.base, snakemake.input.tuned, snakemake.output.model,  # noqa: F821
-                        snakemake.output.run, snakemake.params.cell)  # noqa: F821
+                        snakemake.output.run, snakemake.params.cell, tuned_run=snakemake.input.tuned_run)  # noqa: F821

@@ -7,10 +7,12 @@ through lm-evaluation-harness.
 from forgetbench.rule_log import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    import json
     from pathlib import Path
 
     import torch
 
+    from forgetbench.atomic import write_json
     from forgetbench.evaluation.runner import evaluate
     from forgetbench.provenance import provenance
 
@@ -23,16 +25,23 @@ with log_to(snakemake.log[0]):  # noqa: F821
     if "tuned" in inputs.keys():
         tuned = Path(inputs.tuned)
         model_dir, adapter_dir = (inputs.base, str(tuned)) if (tuned / "adapter_config.json").exists() else (str(tuned), None)
-    evaluate(
-        model_dir,
-        snakemake.output[0],  # noqa: F821
-        tasks,
-        adapter_dir=adapter_dir,
-        backend=settings["backend"],
-        batch_size=settings["batch_size"],
-        seed=settings["seed"],
-        domain_test_path=inputs.domain_test,
-        domain_format=params.domain_format,
-        chat_template=params.chat_template,
-        extra={"cell": params.identity, **provenance({**params.identity, "evaluation": settings})},
-    )
+    extra = {"cell": params.identity, **provenance({**params.identity, "evaluation": settings})}
+    status = json.loads(Path(inputs.run).read_text())["status"] if "run" in inputs.keys() else "finished"
+    if status == "diverged":
+        # Nothing to measure on NaN weights; the tables show the cell as diverged and the sweep goes on.
+        write_json(snakemake.output[0], {"status": "diverged", "metrics": {t: {"score": None} for t in tasks}, **extra})  # noqa: F821
+        print("the cell diverged in training: not evaluated", flush=True)
+    else:
+        evaluate(
+            model_dir,
+            snakemake.output[0],  # noqa: F821
+            tasks,
+            adapter_dir=adapter_dir,
+            backend=settings["backend"],
+            batch_size=settings["batch_size"],
+            seed=settings["seed"],
+            domain_test_path=inputs.domain_test,
+            domain_format=params.domain_format,
+            chat_template=params.chat_template,
+            extra=extra,
+        )

@@ -22,10 +22,11 @@ def load_metrics(paths: list[str | Path], general: list[str]) -> pd.DataFrame:
         if missing:
             raise ValueError(f"{path}: no score for {', '.join(missing)}")
         row = {key: cell[key] for key in ID_COLUMNS}
-        row["domain"] = metrics["domain"]["score"]
-        row.update({task: metrics[task]["score"] for task in general})
-        row["general_avg"] = float(np.mean([metrics[t]["score"] for t in general])) if general else np.nan
-        row["general_text"] = metrics.get("general_text", {}).get("score", np.nan)
+        score = {task: np.nan if m.get("score") is None else m["score"] for task, m in metrics.items()}
+        row["domain"] = score["domain"]
+        row.update({task: score[task] for task in general})
+        row["general_avg"] = float(np.mean([score[t] for t in general])) if general else np.nan
+        row["general_text"] = score.get("general_text", np.nan)
         row["status"] = result.get("status", "finished")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -57,10 +58,12 @@ def paper_table(table: pd.DataFrame, general: list[str]) -> pd.DataFrame:
     grouped = table.groupby(["model", "method", "lr"], dropna=False, sort=False)
     # Positional: NaN learning rates (the base rows) cannot be looked up by label in a MultiIndex.
     means, stds, counts = grouped[value_columns].mean(), grouped[value_columns].std(), grouped.size()
+    diverged = grouped["status"].agg(lambda s: int((s == "diverged").sum()))
     rows = []
-    for (model, method, lr), mean, std, count in zip(means.index, means.itertuples(index=False),
-                                                      stds.itertuples(index=False), counts):
-        row = {"Model": model, "Method": method, "LR": "—" if pd.isna(lr) else f"{lr:g}"}
+    for (model, method, lr), mean, std, count, n_diverged in zip(means.index, means.itertuples(index=False),
+                                                                  stds.itertuples(index=False), counts, diverged):
+        label = f"{method} (diverged {n_diverged}/{count})" if n_diverged else method
+        row = {"Model": model, "Method": label, "LR": "—" if pd.isna(lr) else f"{lr:g}"}
         for column, value, spread in zip(value_columns, mean, std):
             text = "—" if pd.isna(value) else f"{round(value, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
             if count > 1 and not pd.isna(spread):

@@ -27,8 +27,10 @@ def load_state(model_dir: str | Path) -> dict:
     return state
 
 
-def combine_checkpoints(base_dir: str, tuned_dir: str, out_dir: str, out_run: str, cell: dict) -> dict:
-    """`cell` holds the method's registry name, its hparams and the variant's settings (e.g. {"alpha": 0.5})."""
+def combine_checkpoints(base_dir: str, tuned_dir: str, out_dir: str, out_run: str, cell: dict,
+                        tuned_run: str | None = None) -> dict:
+    """`cell` holds the method's registry name, its hparams and the variant's settings (e.g. {"alpha": 0.5}).
+    A diverged source run makes this one diverged too (`tuned_run` is the source's run.json)."""
     started = time.time()
     method = get_method(cell["registry_name"])(**cell["hparams"])
     config = json.loads((Path(tuned_dir) / "config.json").read_text())
@@ -39,7 +41,8 @@ def combine_checkpoints(base_dir: str, tuned_dir: str, out_dir: str, out_run: st
             if item.is_file() and not item.name.startswith("model") and item.suffix != ".safetensors":
                 shutil.copy2(item, tmp / item.name)
         save_file({k: v.contiguous() for k, v in state.items()}, tmp / WEIGHTS, metadata={"format": "pt"})
-    summary = {"status": "finished", "tensors": len(state), "num_layers": num_layers,
+    source_status = json.loads(Path(tuned_run).read_text())["status"] if tuned_run else "finished"
+    summary = {"status": source_status, "tensors": len(state), "num_layers": num_layers,
                "seconds": round(time.time() - started, 1), "source_checkpoint": tuned_dir}
     write_json(out_run, {**summary, **provenance(cell)})
     return summary

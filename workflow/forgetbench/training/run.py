@@ -35,6 +35,7 @@ def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -
         weight_decay=train_cfg["weight_decay"],
         max_grad_norm=train_cfg["max_grad_norm"],
         logging_steps=train_cfg["logging_steps"],
+        logging_nan_inf_filter=False,  # a NaN loss must reach the log, where it marks the cell as diverged
         save_strategy="no",
         report_to=[],
         disable_tqdm=True,
@@ -109,7 +110,8 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
 
     log = [json.loads(line) for line in Path(out_log).read_text().splitlines()]
     summary = {
-        "status": "finished",
+        "status": "diverged" if progress.diverged else "finished",
+        "diverged_at": progress.diverged,
         "train_loss": result.training_loss,
         "final_loss": log[-1]["loss"] if log else None,
         "steps": result.global_step,

@@ -61,6 +61,7 @@ class ProgressLog(TrainerCallback):
         self.stream = stream
         self.start = self.last_time = time.monotonic()
         self.last_tokens = 0
+        self.diverged = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:
@@ -92,8 +93,13 @@ class ProgressLog(TrainerCallback):
             file=self.stream,
             flush=True,
         )
-        if not math.isfinite(loss):
-            print(f"loss is {loss} at step {state.global_step}", file=self.stream, flush=True)
+        grad_norm = logs.get("grad_norm")
+        if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
+            # Stop the cell, not the sweep: the run is recorded as diverged and the tables show it.
+            self.diverged = {"step": state.global_step, "loss": loss, "grad_norm": grad_norm}
+            control.should_training_stop = True
+            print(f"DIVERGED: loss {loss}, grad norm {grad_norm} at step {state.global_step}; this cell stops",
+                  file=self.stream, flush=True)
 
     def on_train_end(self, args, state, control, **kwargs):
         self.file.close()
