@@ -44,9 +44,22 @@ def test_default_config_is_valid_and_filled_with_defaults(config):
 def test_default_config_fans_out_over_models_methods_lrs(config):
     full_check(config)
     got = cells(config)
-    assert len(got) == 2 * 2 * 2 * 1
+    # SmolLM2: 9 evaluated methods (wise with one α) × 2 LRs; Gemma: sft and lora × 2 LRs
+    assert len(got) == 9 * 2 + 2 * 2
     assert got[0].path == "smollm2-135m/sft/lr~2e-05/seed~0"
-    assert {c.model for c in got} == {"smollm2-135m", "gemma3-270m"}
+    assert {c.method for c in got if c.model == "gemma3-270m"} == {"sft", "lora"}
+
+
+def test_model_methods_pick_from_the_experiments_methods(config):
+    config["models"]["gemma3-270m"]["methods"] = ["sft", "model_stock"]
+    with pytest.raises(ConfigError, match=r"models.gemma3-270m.methods: 'model_stock' is not one of the experiment's methods"):
+        full_check(config)
+
+
+def test_model_methods_need_the_source_of_a_posthoc_method(config):
+    config["models"]["gemma3-270m"]["methods"] = ["lora", "wise"]
+    with pytest.raises(ConfigError, match=r"models.gemma3-270m.methods: 'wise' transforms the 'sft' checkpoint: add 'sft'"):
+        full_check(config)
 
 
 def test_lr_spelling_in_paths():
@@ -95,15 +108,14 @@ def test_unknown_method_hyperparameter(config):
 
 
 def test_posthoc_method_needs_the_sft_checkpoint(config):
-    del config["methods"]["sft"]
-    config["methods"]["wise"] = {"alphas": [0.5]}
+    config["methods"] = {"lora": {}, "wise": {"alphas": [0.5]}}
+    config["models"]["gemma3-270m"].pop("methods")
     with pytest.raises(ConfigError, match="methods.wise transforms the 'sft' checkpoint: add 'sft' to methods"):
         full_check(config)
 
 
 def test_posthoc_variants_become_cells(config):
-    config["methods"]["wise"] = {"alphas": [0.25, 0.5]}
-    config["methods"]["lines"] = {}
+    config["methods"] = {"sft": {}, "lora": {}, "wise": {"alphas": [0.25, 0.5]}, "lines": {}}
     full_check(config)
     methods = sorted({c.method for c in cells(config)})
     assert methods == ["lines", "lora", "sft", "wise-0.25", "wise-0.5"]

@@ -33,13 +33,13 @@ def test_dry_run_of_the_default_shows_the_whole_dag():
     result = snakemake("-n", "--directory", str(REPO))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    # 2 models × 2 LRs × 1 seed × (7 trained methods + wise-0.5 and lines from the sft run); the base model is
-    # evaluated once per model and scores the training data once per model.
+    # SmolLM2: 2 LRs × (7 trained methods + wise-0.5 and lines from the sft run); Gemma: 2 LRs × (sft, lora);
+    # each base model is evaluated once and scores the training data once.
     # The scaling study: 2 LoRA ranks + full fine-tuning on one model, 2 checkpoints each, plus the base as step 0.
     assert counts == {"aggregate": 1, "aggregate_scaling": 1, "aggregate_token_stats": 1, "all": 1,
-                      "combine_posthoc": 8, "evaluate": 38, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
+                      "combine_posthoc": 4, "evaluate": 24, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
                       "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1, "prepare_domain": 1,
-                      "prepare_model": 2, "score_base": 2, "train": 28, "train_scaling": 3, "total": 96}
+                      "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3, "total": 68}
 
 
 def test_lint_is_clean():

@@ -56,8 +56,9 @@ def method_folders(config: dict) -> dict[str, tuple[str, str]]:
 def cells(config: dict) -> list[Cell]:
     return [
         Cell(model, folder, float(lr), int(seed), name, variant)
-        for model in config["models"]
+        for model, model_cfg in config["models"].items()
         for folder, (name, variant) in method_folders(config).items()
+        if name in model_cfg.get("methods", config["methods"])
         for lr in config["learning_rates"]
         for seed in config["seeds"]
     ]
@@ -161,6 +162,22 @@ def check_models(config: dict, where: str) -> None:
             )
 
 
+def check_model_methods(config: dict, where: str) -> None:
+    """A model's own `methods` list picks from the experiment's methods, sources of post-hoc methods included."""
+    for model, model_cfg in config["models"].items():
+        chosen = model_cfg.get("methods")
+        if chosen is None:
+            continue
+        for name in chosen:
+            if name not in config["methods"]:
+                raise ConfigError(f"{where}: models.{model}.methods: '{name}' is not one of the experiment's methods "
+                                  f"({', '.join(config['methods'])})")
+            source = getattr(get_method(name), "source_method", None)
+            if get_method(name).kind == "posthoc" and source not in chosen:
+                raise ConfigError(f"{where}: models.{model}.methods: '{name}' transforms the '{source}' checkpoint: "
+                                  f"add '{source}'")
+
+
 def check_methods(config: dict, where: str) -> None:
     """Fill each method's hyperparameter defaults in place; unknown names and bad values raise."""
     for name in list(config["methods"]):
@@ -175,6 +192,7 @@ def check_config(config: dict, schema: dict, where: str = "config") -> None:
     find_unknown_keys(config, schema, where)
     check_models(config, where)
     check_methods(config, where)
+    check_model_methods(config, where)
     check_scaling(config, where)
 
 
