@@ -89,11 +89,12 @@ def smoke_config(tmp_path, tiny_model_dir):
         "experiment": "smoke",
         "models": {
             "tiny-chat": {"source": "local", "path": str(tiny_model_dir)},
-            "tiny-plain": {"source": "local", "path": str(tiny_model_dir), "chat_template": "none"},
+            "tiny-plain": {"source": "local", "path": str(tiny_model_dir), "chat_template": "none",
+                           "methods": ["sft", "lora"]},
         },
         "domain": {"name": "medcalc-synth", "source": "medcalc_synth", "format": "label", "n_train": 16,
                    "n_test": 4, "seed": 0},
-        "methods": {"sft": {}, "lora": {"r": 4, "alpha": 8}},
+        "methods": {"sft": {}, "lora": {"r": 4, "alpha": 8}, "wise": {"alphas": [0.5]}, "lines": {}},
         "learning_rates": [1e-3],
         "seeds": [0],
         "training": {"max_steps": 2, "batch_size": 2, "max_seq_len": 256, "logging_steps": 1},
@@ -125,7 +126,8 @@ def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
 
     table = pd.read_csv(results / "tables" / "tradeoff.csv")
     assert sorted(zip(table["model"], table["method"])) == sorted(
-        [(m, k) for m in ("tiny-chat", "tiny-plain") for k in ("base", "lora", "sft")])
+        [(m, k) for m in ("tiny-chat", "tiny-plain") for k in ("base", "lora", "sft")]
+        + [("tiny-chat", "wise-0.5"), ("tiny-chat", "lines")])
     for column in ["domain", "arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_avg"]:
         assert table[column].between(0, 1).all(), column
     assert (table["general_text"] > 0).all()
@@ -137,6 +139,8 @@ def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
     assert r"\begin{tabular}" in (results / "tables" / "tradeoff.tex").read_text()
     assert (results / "figures" / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
 
+    wise = json.loads((results / "tiny-chat" / "wise-0.5" / "lr~0.001" / "seed~0" / "run.json").read_text())
+    assert wise["config"]["variant_settings"] == {"alpha": 0.5} and wise["status"] == "finished"
     cell = results / "tiny-chat" / "lora" / "lr~0.001" / "seed~0"
     assert (cell / "model" / "adapter_config.json").exists()
     assert len((cell / "train_log.jsonl").read_text().splitlines()) == 2
