@@ -1,0 +1,283 @@
+"""`snakemake --profile slurm` against a real SLURM cluster: munge + slurmctld + slurmd started on this machine
+by tests/slurm_cluster.sh (needs root; installs the Debian packages if missing).
+
+The profile (slurm/config.yaml) is used unchanged, from the repository root; what only this test cluster needs
+is given on the command line, as a site would in its own profile:
+- its partition (`--default-resources slurm_partition=debug ...`);
+- `--slurm-status-command squeue`: the test cluster has no slurmdbd, so `sacct` fails (and the plugin would
+  wait forever); squeue works because MinJobAge (300 s) >= 3 x the first status-check delay;
+- `--slurm-init-seconds-before-status-checks 2` instead of 40, and `--retries 0` (a failure is final at once);
+- `--slurm-logdir` in the test's tmp dir, keeping the logs of successful jobs, to check that jobs ran in SLURM.
+
+Without root, or when the cluster cannot be installed or started, the tests are skipped with the reason;
+FORGETBENCH_REQUIRE_SLURM=1 (for CI) turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+SCRIPT = REPO / "tests" / "slurm_cluster.sh"
+CLUSTER_DIR = Path(os.environ.get("SLURM_CLUSTER_DIR", "/tmp/forgetbench-slurm"))
+PARTITION = os.environ.get("SLURM_CLUSTER_PARTITION", "debug")
+SLURM_TEST_OVERRIDES = [
+    "--default-resources", f"slurm_partition={PARTITION}", "mem_mb=4000", "runtime=60",
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "2",
+    "--retries", "0",
+]
+TIMEOUT = 900
+
+
+def smoke_config(tmp_path, tiny_model_dir):
+    """Copied from tests/test_workflow.py: the smoke experiment on the tiny model."""
+    config = {
+        "experiment": "smoke",
+        "models": {
+            "tiny-chat": {"source": "local", "path": str(tiny_model_dir)},
+            "tiny-plain": {"source": "local", "path": str(tiny_model_dir), "chat_template": "none"},
+        },
+        "domain": {"name": "medcalc-synth", "source": "medcalc_synth", "format": "label", "n_train": 16,
+                   "n_test": 4, "seed": 0},
+        "methods": {"sft": {}, "lora": {"r": 4, "alpha": 8}},
+        "learning_rates": [1e-3],
+        "seeds": [0],
+        "training": {"max_steps": 2, "batch_size": 2, "max_seq_len": 256, "logging_steps": 1},
+        "evaluation": {
+            "batch_size": 4,
+            "domain": {"limit": 4, "max_gen_toks": 8},
+            "general": {"arc_easy": {"limit": 3}, "hellaswag": {"limit": 3}, "piqa": {"limit": 3},
+                        "gsm8k": {"limit": 2, "max_gen_toks": 16}, "humaneval": {"limit": 2, "max_gen_toks": 16}},
+            "forgetting": {"limit": 2},
+        },
+        "scaling": {"lora_ranks": [2, 4], "full": True, "lr": 1e-3, "steps": [1, 2], "n_boot": 20,
+                    "models": ["tiny-chat"]},
+        "resources": {"train_threads": 1, "eval_threads": 1},
+    }
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def slurm_smoke_config(tmp_path, tiny_model_dir, **changes):
+    """The smoke experiment cut to one model x one method, without the scaling study: every kind of cluster job
+    (prepare_domain, prepare_model, score_base, train, evaluate) once or twice, 6 SLURM jobs instead of 25.
+    Each SLURM job pays two workflow parses (the job's snakemake and the srun'ed one) before its script runs,
+    so on a 2-core machine the whole smoke experiment through SLURM takes over 10 minutes."""
+    path = smoke_config(tmp_path, tiny_model_dir)
+    config = yaml.safe_load(path.read_text())
+    config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
+    config["methods"] = {"lora": config["methods"]["lora"]}
+    config.pop("scaling", None)
+    config.update(changes)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _env() -> dict:
+    # sbatch --export=ALL hands this environment to every job: offline, and the venv's python first in PATH
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "SLURM_CLUSTER_DIR": str(CLUSTER_DIR),
+            "SLURM_CLUSTER_PARTITION": PARTITION}
+
+
+class Snakemake:
+    """A snakemake run started from the repository root (where `--profile slurm` is found), output to `log`."""
+
+    def __init__(self, *args, log: Path, timeout: float = TIMEOUT):
+        self.log = log
+        self.deadline = time.monotonic() + timeout
+        with open(log, "w") as out:
+            # SIGINT at its default even where pytest runs in the background (which ignores it): interrupt() needs it
+            self.proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=REPO, env=_env(),
+                                         stdout=out, stderr=subprocess.STDOUT, text=True,
+                                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def result(self) -> tuple[int, str]:
+        """Its exit code and output. Past the deadline it is interrupted and the test fails."""
+        try:
+            rc = self.proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.interrupt()
+            pytest.fail(f"snakemake {self.proc.args[3:]} timed out; its output ends:\n{self.log.read_text()[-5000:]}")
+        return rc, self.log.read_text()
+
+    def interrupt(self):
+        """SIGINT, on which snakemake scancels its SLURM jobs and exits (on SIGTERM it would wait for the running
+        jobs to finish); SIGKILL if it is still there a minute later."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def snakemake(*args, log: Path, timeout: float = TIMEOUT) -> tuple[int, str]:
+    return Snakemake(*args, log=log, timeout=timeout).result()
+
+
+def _unavailable(reason: str):
+    if os.environ.get("FORGETBENCH_REQUIRE_SLURM") == "1":
+        pytest.fail(f"FORGETBENCH_REQUIRE_SLURM=1 but {reason}")
+    pytest.skip(reason)
+
+
+EXIT_REASONS = {2: "tests/slurm_cluster.sh needs root", 3: "the SLURM packages could not be installed",
+                4: "the local SLURM cluster did not start"}
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(request):
+    """A running single-node cluster with one partition (`debug`); stopped after the module if this fixture
+    started it."""
+    if os.geteuid() != 0:
+        _unavailable("the SLURM tests need root: tests/slurm_cluster.sh installs slurm/munge and starts their "
+                     "daemons")
+    already = subprocess.run(["bash", str(SCRIPT), "status"], env=_env(), capture_output=True, text=True)
+    if already.returncode != 0:
+        request.addfinalizer(lambda: subprocess.run(["bash", str(SCRIPT), "stop"], env=_env(), timeout=120))
+        start = subprocess.run(["bash", str(SCRIPT), "start"], env=_env(), capture_output=True, text=True,
+                               timeout=900)
+        if start.returncode != 0:
+            lines = start.stderr.splitlines()
+            errors = [line.split("ERROR: ", 1)[1] for line in lines if "ERROR: " in line] or lines or ["no output"]
+            why = EXIT_REASONS.get(start.returncode, f"tests/slurm_cluster.sh start failed (exit {start.returncode})")
+            _unavailable(f"{why}: {errors[-1]}")
+    return {"partition": PARTITION, "jobcomp": CLUSTER_DIR / "log" / "jobcomp.log"}
+
+
+def slurm_run_id(output: str) -> str:
+    match = re.search(r"SLURM run ID: (\S+)", output)
+    assert match, "no 'SLURM run ID' in the output: did the slurm executor run?\n" + output[-3000:]
+    return match.group(1)
+
+
+def completed_jobs(jobcomp: Path, run_id: str) -> dict[str, str]:
+    """SLURM's own record (jobcomp/filetxt) of the jobs of one snakemake run (job name = run id): id -> state."""
+    jobs = {}
+    for line in jobcomp.read_text().splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("Name") == run_id:
+            jobs[fields["JobId"]] = fields["JobState"]
+    return jobs
+
+
+# -------------------------------------------------------------------------------------------------- tests
+
+
+def test_the_profile_is_valid_without_a_cluster(tmp_path, tiny_model_dir):
+    """Every key of slurm/config.yaml is a known option: a dry run through the profile parses it."""
+    profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert "slurm_partition" not in profile.get("default-resources", {}), "the partition is the site's choice"
+    work = tmp_path / "work"
+    rc, out = snakemake("--profile", "slurm", "-n", "--snakefile", str(REPO / "Snakefile"),
+                        "--configfile", str(smoke_config(tmp_path, tiny_model_dir)), "--directory", str(work),
+                        log=tmp_path / "dry.log", timeout=300)
+    assert rc == 0, out[-5000:]
+    assert "This was a dry-run" in out
+
+
+# The runs start in module fixtures, so that they overlap: most of a SLURM run's time is spent waiting
+# (between status checks, on the next workflow parse), and the module has to stay within a few minutes.
+
+
+@pytest.fixture(scope="module")
+def failing_run(slurm_cluster, tmp_path_factory, tiny_model_dir):
+    """Through SLURM, a domain file with a malformed line: the config is valid, so the error comes from the
+    prepare_domain job itself, at run time, inside SLURM."""
+    tmp = tmp_path_factory.mktemp("failing")
+    bad = tmp / "bad.jsonl"
+    bad.write_text('{"prompt": "What is 1 + 1?", "answer": "2"}\n'
+                   '{"prompt": "What is 2 + 2?", "answer": "4"\n'
+                   '{"prompt": "What is 3 + 3?", "answer": "6"}\n')
+    config = slurm_smoke_config(tmp, tiny_model_dir,
+                                domain={"name": "broken", "source": "local", "path": str(bad), "format": "label"})
+    work = tmp / "work"
+    work.mkdir()
+    run = Snakemake("--profile", "slurm", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+                    "--directory", str(work), *SLURM_TEST_OVERRIDES, "--slurm-logdir", str(tmp / "slurm-logs"),
+                    "results/smoke/data/broken/train.jsonl", log=tmp / "slurm.log")
+    run.bad_file, run.work = bad, work
+    yield run
+    run.interrupt()
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(slurm_cluster, tmp_path_factory, tiny_model_dir):
+    """The smoke experiment through `--profile slurm`, and the same locally (`--cores 2`) as the reference;
+    both at once (the local run fills the time the SLURM run spends waiting)."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    common = ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(slurm_smoke_config(tmp, tiny_model_dir))]
+    runs = {}
+    for name in ("slurm", "local"):
+        (tmp / name).mkdir()
+    runs["local"] = Snakemake("--cores", "2", *common, "--directory", str(tmp / "local"), log=tmp / "local.log")
+    runs["slurm"] = Snakemake("--profile", "slurm", *common, "--directory", str(tmp / "slurm"),
+                              *SLURM_TEST_OVERRIDES, "--slurm-logdir", str(tmp / "slurm-logs"),
+                              "--slurm-keep-successful-logs", log=tmp / "slurm.log")
+    runs["slurm"].work, runs["local"].work, runs["slurm"].logdir = tmp / "slurm", tmp / "local", tmp / "slurm-logs"
+    yield runs
+    for run in runs.values():
+        run.interrupt()
+
+
+@pytest.mark.slurm
+def test_the_smoke_experiment_through_slurm_equals_a_local_run(slurm_cluster, failing_run, smoke_runs):
+    # (failing_run is only requested so that it runs alongside; test_a_failing_slurm_job... checks it)
+    rc, out = smoke_runs["slurm"].result()
+    local_rc, local_out = smoke_runs["local"].result()
+    assert rc == 0, out[-8000:]
+    assert local_rc == 0, local_out[-5000:]
+
+    # Every non-local job went through SLURM: one sbatch per job, each with its SLURM log, each COMPLETED.
+    slurm_logs = smoke_runs["slurm"].logdir
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", out)
+    assert submitted, out[-5000:]
+    jobs = completed_jobs(slurm_cluster["jobcomp"], slurm_run_id(out))
+    assert jobs == {job_id: "COMPLETED" for job_id, _ in submitted}
+    for _, log in submitted:
+        assert Path(log).is_file() and Path(log).is_relative_to(slurm_logs), log
+    remote_rules = {Path(log).relative_to(slurm_logs).parts[0] for _, log in submitted}
+    assert {"rule_prepare_domain", "rule_prepare_model", "rule_train", "rule_evaluate"} <= remote_rules
+    for localrule in ("aggregate", "plot_tradeoff"):
+        assert f"rule_{localrule}" not in remote_rules
+
+    # The same numbers: training and evaluation on CPU are deterministic, so the table matches exactly
+    # (compared as parsed numbers, not as text).
+    table = Path("results", "smoke", "tables", "tradeoff.csv")
+    slurm_table = pd.read_csv(smoke_runs["slurm"].work / table)
+    local_table = pd.read_csv(smoke_runs["local"].work / table)
+    assert sorted(slurm_table["method"]) == ["base", "lora"]
+    pd.testing.assert_frame_equal(slurm_table, local_table, check_exact=True)
+
+
+@pytest.mark.slurm
+def test_a_failing_slurm_job_fails_the_run_and_names_the_rule(slurm_cluster, failing_run):
+    rc, out = failing_run.result()
+    assert rc != 0, out[-5000:]
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
+    assert len(submitted) == 1, out[-5000:]
+    assert "Error in rule prepare_domain" in out
+    assert f"SLURM-job '{submitted[0]}' failed, SLURM status is: 'FAILED'" in out
+    # show-failed-logs (profile): the rule's own log, with the cause, is in the console
+    assert f"{failing_run.bad_file}:2: malformed JSON line" in out
+    assert completed_jobs(slurm_cluster["jobcomp"], slurm_run_id(out)) == {submitted[0]: "FAILED"}
+    assert not (failing_run.work / "results" / "smoke" / "data" / "broken" / "train.jsonl").exists()
