@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from test_workflow import smoke_config
 
 SCRIPT = REPO / "tests" / "slurm_cluster.sh"
 CLUSTER_DIR = Path(os.environ.get("SLURM_CLUSTER_DIR", "/tmp/forgetbench-slurm"))
@@ -39,36 +40,6 @@ SLURM_TEST_OVERRIDES = [
     "--retries", "0",
 ]
 TIMEOUT = 900
-
-
-def smoke_config(tmp_path, tiny_model_dir):
-    """Copied from tests/test_workflow.py: the smoke experiment on the tiny model."""
-    config = {
-        "experiment": "smoke",
-        "models": {
-            "tiny-chat": {"source": "local", "path": str(tiny_model_dir)},
-            "tiny-plain": {"source": "local", "path": str(tiny_model_dir), "chat_template": "none"},
-        },
-        "domain": {"name": "medcalc-synth", "source": "medcalc_synth", "format": "label", "n_train": 16,
-                   "n_test": 4, "seed": 0},
-        "methods": {"sft": {}, "lora": {"r": 4, "alpha": 8}},
-        "learning_rates": [1e-3],
-        "seeds": [0],
-        "training": {"max_steps": 2, "batch_size": 2, "max_seq_len": 256, "logging_steps": 1},
-        "evaluation": {
-            "batch_size": 4,
-            "domain": {"limit": 4, "max_gen_toks": 8},
-            "general": {"arc_easy": {"limit": 3}, "hellaswag": {"limit": 3}, "piqa": {"limit": 3},
-                        "gsm8k": {"limit": 2, "max_gen_toks": 16}, "humaneval": {"limit": 2, "max_gen_toks": 16}},
-            "forgetting": {"limit": 2},
-        },
-        "scaling": {"lora_ranks": [2, 4], "full": True, "lr": 1e-3, "steps": [1, 2], "n_boot": 20,
-                    "models": ["tiny-chat"]},
-        "resources": {"train_threads": 1, "eval_threads": 1},
-    }
-    path = tmp_path / "smoke.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def slurm_smoke_config(tmp_path, tiny_model_dir, **changes):
