@@ -2,6 +2,7 @@
 import re
 
 from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs
+from forgetbench.evaluation.tasks import eval_families
 from forgetbench.methods import get_method
 
 check_config(config, load_schema(SCHEMA), CONFIG_FILE)
@@ -12,6 +13,7 @@ CELLS = cells(config)
 METHOD_FOLDERS = method_folders(config)
 TRAINED = [m for m in config["methods"] if get_method(m).kind == "train"]
 POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(name).kind == "posthoc"]
+EVAL_FAMILIES = eval_families(config["evaluation"], CONFIG_FILE)
 SCALING_RUNS = {(r.model, r.method): r for r in scaling_runs(config)}
 # At each checkpoint: the domain score, the general text (forgetting) and the chosen general tasks.
 SCALING_TASKS = {
@@ -35,6 +37,7 @@ wildcard_constraints:
     cell=r"base|[^/]+/lr~[0-9][0-9.e+-]*/seed~\d+",
     run=alternatives(sorted({r.method for r in SCALING_RUNS.values()})),
     step=r"[1-9]\d*",
+    family=alternatives(EVAL_FAMILIES),
 
 
 def cell_config(wildcards):
@@ -85,14 +88,18 @@ def eval_identity(wildcards):
 
 
 def get_eval_inputs(wildcards):
-    inputs = {
-        "base": f"{RESULTS}/{wildcards.model}/base/model",
-        "domain_test": f"{RESULTS}/data/{DOMAIN}/test.jsonl",
-    }
+    inputs = {"base": f"{RESULTS}/{wildcards.model}/base/model"}
+    if "domain" in EVAL_FAMILIES[wildcards.family]:
+        inputs["domain_test"] = f"{RESULTS}/data/{DOMAIN}/test.jsonl"
     if wildcards.cell != "base":
         inputs["tuned"] = f"{RESULTS}/{wildcards.model}/{wildcards.cell}/model"
         inputs["run"] = f"{RESULTS}/{wildcards.model}/{wildcards.cell}/run.json"
     return inputs
+
+
+def get_family_results(wildcards):
+    """Every task family's result of one model or cell, merged into its eval/metrics.json."""
+    return [f"{RESULTS}/{wildcards.model}/{wildcards.cell}/eval/{family}.json" for family in EVAL_FAMILIES]
 
 
 def scaling_cell_config(wildcards):

@@ -1,17 +1,24 @@
+# Evaluation: one job per model × cell × task family, so a failed or preempted family reruns alone; lm-eval's
+# response cache (under eval/cache/) lets a killed job resume without recomputing the answered requests.
+localrules:
+    merge_evaluations,
+
+
 rule evaluate:
     input:
         unpack(get_eval_inputs),
     output:
-        f"{RESULTS}/{{model}}/{{cell}}/eval/metrics.json",
+        f"{RESULTS}/{{model}}/{{cell}}/eval/{{family}}.json",
     params:
         identity=eval_identity,
+        tasks=lambda wc: EVAL_FAMILIES[wc.family],
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
     log:
-        f"{RESULTS}/logs/evaluate/{{model}}/{{cell}}.log",
+        f"{RESULTS}/logs/evaluate/{{model}}/{{cell}}/{{family}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{cell}}.tsv"
+        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{cell}}/{{family}}.tsv"
     conda:
         ENV
     threads: config["resources"]["eval_threads"]
@@ -21,3 +28,21 @@ rule evaluate:
         gpu=config["resources"]["gpu"],
     script:
         "../workflow/scripts/evaluate.py"
+
+
+rule merge_evaluations:
+    input:
+        get_family_results,
+    output:
+        f"{RESULTS}/{{model}}/{{cell}}/eval/metrics.json",
+    log:
+        f"{RESULTS}/logs/merge_evaluations/{{model}}/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge_evaluations/{{model}}/{{cell}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/merge_evaluations.py"

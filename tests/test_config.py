@@ -163,3 +163,46 @@ def test_bad_model_name_is_rejected(config):
     config["models"]["bad/name"] = copy.deepcopy(config["models"]["smollm2-135m"])
     with pytest.raises(Exception, match="does not match"):
         full_check(config)
+
+
+@pytest.mark.parametrize("change, text", [
+    (lambda e: e["general"].update(winogrande={}), r"config.yaml: evaluation task 'winogrande' is unknown"),
+    (lambda e: e["general"].update(mmlu={}), r"config.yaml: evaluation task 'mmlu' has no offline data"),
+    (lambda e: e["general"]["gsm8k"].update(num_fewshot=-1), r"-1 is less than the minimum of 0"),
+    (lambda e: e["families"].update(more=["arc_easy"]),
+     r"config.yaml: evaluation.families.more: 'arc_easy' is already in family 'general'"),
+    (lambda e: e["families"].update(mc=["arc_challenge"]),
+     r"evaluation.families.mc: 'arc_challenge' is not an evaluated task"),
+    (lambda e: e["families"].update(metrics=["domain"]), r"evaluation.families.metrics: a family name is"),
+    (lambda e: e["families"].update(domain=["piqa"]), r"'piqa' is already in family 'general'"),
+])
+def test_bad_evaluation_settings_fail_at_config_check(config, change, text):
+    change(config["evaluation"])
+    with pytest.raises(Exception, match=text):
+        full_check(config)
+
+
+def test_evaluation_families_group_tasks_and_leave_the_rest_alone(config):
+    from forgetbench.evaluation.tasks import eval_families
+
+    full_check(config)
+    assert eval_families(config["evaluation"]) == {
+        "general": ["arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_text"], "domain": ["domain"]}
+    config["evaluation"]["families"] = {}
+    assert list(eval_families(config["evaluation"])) == [
+        "arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "domain", "general_text"]
+
+
+def test_hub_task_without_local_data_fails_at_config_check_when_offline(config, tmp_path, monkeypatch):
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config["evaluation"]["general"]["ifeval"] = {"source": "hub"}
+    with pytest.raises(ConfigError) as err:
+        full_check(config)
+    text = str(err.value)
+    assert text.startswith("config.yaml: evaluation task 'ifeval' (source: hub, lm-eval task 'ifeval')")
+    assert "google/IFEval" in text and "datasets.load_dataset" in text and "\n" not in text

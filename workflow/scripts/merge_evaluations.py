@@ -1,0 +1,15 @@
+"""Rule `merge_evaluations`: the results of one model or cell's task families in one metrics file.
+
+    snakemake --cores 1 results/default/smollm2-135m/base/eval/metrics.json
+"""
+
+from forgetbench.rule_log import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    from pathlib import Path
+
+    from forgetbench.evaluation.merge import merge_families
+
+    paths = {Path(p).stem: p for p in snakemake.input}  # noqa: F821
+    merged = merge_families(paths, snakemake.output[0])  # noqa: F821
+    print(f"merged {', '.join(paths)}: {', '.join(merged['metrics'])}", flush=True)
