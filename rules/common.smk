@@ -40,6 +40,11 @@ wildcard_constraints:
     family=alternatives(EVAL_FAMILIES),
 
 
+def model_gpus(wildcards):
+    """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
+    return config["models"][wildcards.model].get("gpus", config["resources"]["gpu"])
+
+
 def cell_config(wildcards):
     """The config of one cell, as recorded in its run.json and metrics."""
     lr = next(l for l in config["learning_rates"] if format_lr(l) == wildcards.lr)

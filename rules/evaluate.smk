@@ -15,6 +15,7 @@ rule evaluate:
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
+        gpus=model_gpus,
     log:
         f"{RESULTS}/logs/evaluate/{{model}}/{{cell}}/{{family}}.log",
     benchmark:
@@ -25,7 +26,7 @@ rule evaluate:
     resources:
         mem_mb=lambda wc, attempt: 12000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
-        gpu=config["resources"]["gpu"],
+        gpu=model_gpus,
     script:
         "../workflow/scripts/evaluate.py"
 

@@ -23,7 +23,7 @@ rule train_scaling:
     resources:
         mem_mb=lambda wc, attempt: 16000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=config["resources"]["gpu"],
+        gpu=model_gpus,
     script:
         "../workflow/scripts/train.py"
 
@@ -50,7 +50,7 @@ rule evaluate_checkpoint:
     resources:
         mem_mb=lambda wc, attempt: 12000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
-        gpu=config["resources"]["gpu"],
+        gpu=model_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"
 
@@ -78,7 +78,7 @@ rule evaluate_base_checkpoint:
     resources:
         mem_mb=lambda wc, attempt: 12000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
-        gpu=config["resources"]["gpu"],
+        gpu=model_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"
 

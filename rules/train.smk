@@ -20,7 +20,7 @@ rule score_base:
     resources:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
-        gpu=config["resources"]["gpu"],
+        gpu=model_gpus,
     script:
         "../workflow/scripts/score_base.py"
 
@@ -46,7 +46,7 @@ rule train:
     resources:
         mem_mb=lambda wc, attempt: 16000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=config["resources"]["gpu"],
+        gpu=model_gpus,
     script:
         "../workflow/scripts/train.py"
 

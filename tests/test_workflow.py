@@ -29,8 +29,10 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
-def test_dry_run_of_the_default_shows_the_whole_dag():
-    result = snakemake("-n", "--directory", str(REPO))
+def test_dry_run_of_the_default_shows_the_whole_dag(tmp_path):
+    # in an empty working directory: results of a default run in the checkout must not change the count
+    result = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml"),
+                       "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     # SmolLM2: 2 LRs × (7 trained methods + wise-0.5 and lines from the sft run); Gemma: 2 LRs × (sft, lora);
@@ -41,7 +43,7 @@ def test_dry_run_of_the_default_shows_the_whole_dag():
                       "combine_posthoc": 4, "evaluate": 48, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
                       "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1,
                       "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3,
-                      "total": 114}
+                      "total": 116}
 
 
 def test_lint_is_clean():
@@ -79,6 +81,26 @@ def test_dry_run_of_a_paper_scale_config(tmp_path):
     assert counts["evaluate"] == (cells * 9 + 3) * tasks
     assert counts["prepare_model"] == 3
     assert counts["train_scaling"] == 3 and counts["evaluate_checkpoint"] == 3 * 2
+
+
+def test_gpu_requests_are_sized_per_model(tmp_path):
+    """models.<name>.gpus sizes the `gpu` resource of that model's training and evaluation jobs only."""
+    path = paper_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["models"]["qwen2.5-7b"]["gpus"] = 2
+    config["resources"]["gpu"] = 1
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr
+    gpus = {}
+    for block in (result.stdout + result.stderr).split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        model = re.search(r"wildcards: .*?model=([^,\s]+)", block)
+        gpu = re.search(r"resources: .*?\bgpu=(\d+)", block)
+        if model and gpu:
+            gpus.setdefault((rule, model.group(1)), set()).add(int(gpu.group(1)))
+    assert gpus[("train", "qwen2.5-7b")] == {2} and gpus[("evaluate", "qwen2.5-7b")] == {2}
+    assert gpus[("train", "qwen2.5-3b")] == {1} and gpus[("evaluate", "gemma3-4b")] == {1}
 
 
 def test_bad_config_fails_before_any_job_with_one_line(tmp_path):

@@ -22,6 +22,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
     settings = params.evaluation
     every_task = config_tasks(settings)
+    # vLLM shards the model over every GPU the job was given, unless the config fixes its tensor parallel size.
+    vllm = {**settings["vllm"], "tensor_parallel_size": settings["vllm"]["tensor_parallel_size"] or max(1, params.gpus)}
     tasks = {name: every_task[name] for name in params.tasks}
     # A LoRA cell holds only its adapter, evaluated on top of the base model; a full fine-tune holds all weights.
     model_dir, adapter_dir = inputs.base, None
@@ -38,7 +40,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
         print("the cell diverged in training: not evaluated", flush=True)
     else:
         options = dict(backend=settings["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
-                       dtype=settings["dtype"], max_length=settings["max_length"], vllm=settings["vllm"],
+                       dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
                        domain_format=params.domain_format, chat_template=params.chat_template)
         cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
                                data_files=[domain_test], tasks=tasks, **options)

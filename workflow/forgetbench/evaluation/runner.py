@@ -249,7 +249,7 @@ def evaluate(
     )
     built, task_names, samples = _load_tasks(task_manager, settings, chat, domain_format, seed)
 
-    vllm = {**VLLM_DEFAULTS, **(vllm or {})}
+    vllm = {**VLLM_DEFAULTS, **{k: v for k, v in (vllm or {}).items() if v is not None}}
     if vllm["lora"] not in ("adapter", "merged"):
         raise ConfigError(f"evaluation.vllm.lora must be 'adapter' or 'merged', got {vllm['lora']!r}")
     merged_dir = None

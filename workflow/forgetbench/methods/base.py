@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import jsonschema
-import torch
 
 from forgetbench.errors import ConfigError
 

@@ -6,7 +6,7 @@ Perspective with Reward Rectification"): each token's loss is multiplied by its 
 so tokens the model finds very unlikely barely move it. TRL calls this `loss_type="dft"`.
 """
 
-import torch
+from __future__ import annotations
 
 from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
@@ -14,6 +14,7 @@ from forgetbench.methods.registry import register
 
 def token_weights(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """sg(pₜ) on response tokens, 0 elsewhere; `[batch, seq]`."""
+    import torch
     return torch.exp(logprobs.detach()) * mask.to(logprobs.dtype)
 
 

@@ -9,7 +9,7 @@ fixed for the whole run (computed once per model × dataset by the `score_base` 
 and seed). The training loss is Σᵢ wᵢ · Lᵢ(θ) / (samples in the batch), Lᵢ(θ) the sample's mean token loss.
 """
 
-import torch
+from __future__ import annotations
 
 from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
@@ -17,6 +17,7 @@ from forgetbench.methods.registry import register
 
 def sample_weights(losses: torch.Tensor, tau: float | None = None) -> torch.Tensor:
     """exp(−Lᵢ/τ) normalised to mean 1 over `losses` `[n_samples]`; τ = median of the losses when None."""
+    import torch
     losses = losses.detach().double()
     if losses.numel() == 0:
         raise ValueError("FLOW needs at least one sample loss")

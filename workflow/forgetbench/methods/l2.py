@@ -7,7 +7,7 @@ Lin et al., 2025:
 penalty is 0 at step 0. [confirm] the paper's λ (sweep 1e-4 … 1e-1).
 """
 
-import torch
+from __future__ import annotations
 
 from forgetbench.methods.base import Method, masked_token_mean
 from forgetbench.methods.registry import register
@@ -24,6 +24,7 @@ class L2(Method):
         return model
 
     def penalty(self) -> torch.Tensor:
+        import torch
         return torch.stack([(p - ref).pow(2).sum() for p, ref in self.reference]).sum()
 
     def loss(self, token_logprobs, mask, *, model=None, batch=None):

@@ -1,8 +1,6 @@
 """LoRA through peft (Hu et al., 2021; compared with full fine-tuning in "LoRA Learns Less and Forgets Less",
 Biderman et al., 2024). Only the adapter is trained and saved; evaluation loads it on top of the base model."""
 
-from peft import LoraConfig, get_peft_model
-
 from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
 
@@ -24,6 +22,9 @@ class LoRA(Method):
     }
 
     def prepare_model(self, model, *, seed: int):
+        # peft imports all of transformers (seconds): imported here, not while the workflow parses its config.
+        from peft import LoraConfig, get_peft_model
+
         config = LoraConfig(
             r=self.hparams["r"],
             lora_alpha=self.hparams["alpha"],

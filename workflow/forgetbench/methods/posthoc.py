@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 
 from forgetbench.methods.base import Method
 
@@ -27,6 +26,7 @@ class PosthocMethod(Method):
 
 
 def is_float(tensor: torch.Tensor) -> bool:
+    import torch
     return torch.is_floating_point(tensor)
 
 

@@ -12,7 +12,7 @@ median token loss of the batch (the paper's default); a number fixes it. Larger 
 [confirm] normalisation over the whole batch with weights summing to 1 (shared/docs/methods.md).
 """
 
-import torch
+from __future__ import annotations
 
 from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
@@ -23,6 +23,7 @@ MIN_TAU = 1e-6  # a batch whose median loss is 0 would otherwise divide by zero
 def token_weights(logprobs: torch.Tensor, mask: torch.Tensor, tau: float | None = None) -> torch.Tensor:
     """Softmax of ℓₜ/τ over the batch's response tokens (summing to 1), 0 on masked tokens; detached.
     An all-masked batch gets all-zero weights."""
+    import torch
     logprobs = logprobs.detach()
     mask = mask.bool()
     if not mask.any():
