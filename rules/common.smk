@@ -40,6 +40,12 @@ wildcard_constraints:
     family=alternatives(EVAL_FAMILIES),
 
 
+def weights(path):
+    """Fine-tuned weights: removed once every rule that reads them has run (`temp`), unless
+    training.keep_weights; the base models are always kept."""
+    return path if config["training"]["keep_weights"] else temp(path)
+
+
 def model_gpus(wildcards):
     """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
     return config["models"][wildcards.model].get("gpus", config["resources"]["gpu"])

@@ -7,7 +7,7 @@ rule train_scaling:
         model=f"{RESULTS}/{{model}}/base/model",
         train=f"{RESULTS}/data/{DOMAIN}/train.jsonl",
     output:
-        model=directory(f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/checkpoints"),
+        model=weights(directory(f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/checkpoints")),
         log=f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/train_log.jsonl",
         run=f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/run.json",
     params:

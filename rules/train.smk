@@ -29,7 +29,7 @@ rule train:
     input:
         unpack(get_train_inputs),
     output:
-        model=directory(f"{RESULTS}/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}/model"),
+        model=weights(directory(f"{RESULTS}/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}/model")),
         log=f"{RESULTS}/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}/train_log.jsonl",
         run=f"{RESULTS}/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}/run.json",
     wildcard_constraints:
@@ -56,7 +56,7 @@ rule combine_posthoc:
     input:
         unpack(get_posthoc_inputs),
     output:
-        model=directory(f"{RESULTS}/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}/model"),
+        model=weights(directory(f"{RESULTS}/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}/model")),
         run=f"{RESULTS}/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}/run.json",
     wildcard_constraints:
         method=alternatives(POSTHOC),

@@ -116,3 +116,64 @@ def test_a_diverging_run_stops_and_is_marked_diverged(tiny_model_dir, tmp_path):
     assert run["status"] == "diverged" and run["diverged_at"]["step"] == summary["steps"]
     last = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
     assert not (math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"]))
+
+
+@pytest.mark.parametrize("method, hparams", [("sft", {}), ("lora", {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": "all-linear"})])
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(
+        tiny_model_dir, tmp_path, monkeypatch, method, hparams):
+    """Weights, optimizer, scheduler and RNG (LoRA dropout) come back: losses and final weights match exactly."""
+    from safetensors.torch import load_file
+
+    from forgetbench.training.trainer import ProgressLog
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, records(16))
+    training = {**TRAINING, "max_steps": 4, "resume_every": 1}
+    config = {**cell(method, hparams), "training": training}
+
+    def run(name):
+        out = tmp_path / name
+        return out, train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"),
+                               str(out / "run.json"), config)
+
+    reference, _ = run("straight")
+    assert not (reference / "resume").exists()  # removed once the run is complete
+
+    original = ProgressLog.on_save
+
+    def crash_after_step_2(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if state.global_step == 2:
+            raise KeyboardInterrupt("killed after the checkpoint of step 2")
+
+    monkeypatch.setattr(ProgressLog, "on_save", crash_after_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        run("killed")
+    resumed = tmp_path / "killed"
+    assert [p.name for p in (resumed / "resume").glob("checkpoint-*")] == ["checkpoint-2"]
+    assert not (resumed / "model").exists() and not (resumed / "log.jsonl").exists()
+    monkeypatch.setattr(ProgressLog, "on_save", original)
+    _, summary = run("killed")
+
+    log = [json.loads(line) for line in (resumed / "log.jsonl").read_text().splitlines()]
+    straight = [json.loads(line) for line in (reference / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert [r["loss"] for r in log] == [r["loss"] for r in straight]
+    assert [r["tokens"] for r in log] == [r["tokens"] for r in straight]
+    weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    a, b = load_file(reference / "model" / weights), load_file(resumed / "model" / weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert summary["steps"] == 4 and not (resumed / "resume").exists()
+
+
+def test_a_resume_checkpoint_of_another_config_is_not_used(tmp_path):
+    from forgetbench.atomic import write_json
+    from forgetbench.training.run import resume_checkpoint
+
+    folder = tmp_path / "resume"
+    (folder / "checkpoint-3").mkdir(parents=True)
+    for name in ("trainer_state.json", "progress.json"):
+        (folder / "checkpoint-3" / name).write_text("{}")
+    write_json(folder / "cell.json", {"lr": 1e-3})
+    assert resume_checkpoint(folder, {"lr": 1e-3}) == str(folder / "checkpoint-3")
+    assert resume_checkpoint(folder, {"lr": 2e-3}) is None and not folder.exists()

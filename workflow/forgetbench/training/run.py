@@ -21,6 +21,7 @@ from forgetbench.training.trainer import MethodTrainer, ProgressLog, SaveAtSteps
 
 
 def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -> TrainingArguments:
+    resume_every = train_cfg.get("resume_every") or 0
     return TrainingArguments(
         output_dir=output_dir,
         learning_rate=lr,
@@ -36,7 +37,11 @@ def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -
         max_grad_norm=train_cfg["max_grad_norm"],
         logging_steps=train_cfg["logging_steps"],
         logging_nan_inf_filter=False,  # a NaN loss must reach the log, where it marks the cell as diverged
-        save_strategy="no",
+        # Resume checkpoints (weights, optimizer, scheduler, RNG states), the latest one kept: a killed job
+        # that is rerun continues from there (see resume_checkpoint).
+        save_strategy="steps" if resume_every else "no",
+        save_steps=resume_every or 500,
+        save_total_limit=1,
         report_to=[],
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
@@ -55,6 +60,18 @@ def attach_sample_weights(examples: list[dict], ids: list[str], base_losses_json
     weights = sample_weights(torch.tensor([losses[i] for i in ids]), tau=tau)
     for example, weight in zip(examples, weights.tolist()):
         example["sample_weight"] = weight
+
+
+def resume_checkpoint(resume_dir: Path, cell: dict) -> str | None:
+    """The latest Trainer checkpoint in `resume_dir` if it was written for this very cell config, else None
+    (and a stale folder from another config is removed)."""
+    stamp = resume_dir / "cell.json"
+    if not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(cell)):
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        return None
+    steps = sorted(resume_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    complete = [p for p in steps if (p / "trainer_state.json").exists() and (p / "progress.json").exists()]
+    return str(complete[-1]) if complete else None
 
 
 def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, out_run: str, cell: dict,
@@ -84,30 +101,42 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         attach_sample_weights(examples, ids, base_losses, method.hparams.get("tau"))
 
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    # Onto the device the Trainer trains on before the method sees the model: a method that keeps a copy of the
+    # weights (L2's θ₀) must take it there, since the Trainer's later model.to(cuda) would leave it on the CPU.
+    model = model.to("cuda" if torch.cuda.is_available() else "cpu")
     model = method.prepare_model(model, seed=cell["seed"])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     print(f"method {cell['method']}: {trainable:,} of {total:,} parameters train", flush=True)
 
+    # Beside the outputs, not among them: Snakemake deletes the outputs of a killed job, not this folder.
+    resume_dir = Path(out_model).parent / "resume"
+    resume_from = resume_checkpoint(resume_dir, cell) if train_cfg.get("resume_every") else None
+    if train_cfg.get("resume_every"):
+        resume_dir.mkdir(parents=True, exist_ok=True)
+        write_json(resume_dir / "cell.json", cell)
     with atomic_directory(out_model) as model_dir, atomic_path(out_log) as log_tmp:
         trainer = MethodTrainer(
             model=model,
-            args=training_arguments(train_cfg, cell["lr"], cell["seed"], str(model_dir / "_trainer")),
+            args=training_arguments(train_cfg, cell["lr"], cell["seed"], str(resume_dir)),
             train_dataset=examples,
             data_collator=Collator(tokenizer),
             method=method,
         )
         progress = ProgressLog(trainer, log_tmp)
+        if resume_from:
+            progress.restore(Path(resume_from))
+            print(f"resuming from {resume_from} (step {progress.restored_step})", flush=True)
         trainer.add_callback(progress)
         if checkpoint_steps:
             trainer.add_callback(SaveAtSteps(checkpoint_steps, model_dir, tokenizer))
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=resume_from)
         progress.file.close()
         # A LoRA model saves only its adapter (adapter_config.json marks it); full fine-tuning saves all weights.
         trainer.model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
-        shutil.rmtree(model_dir / "_trainer", ignore_errors=True)
 
+    shutil.rmtree(resume_dir, ignore_errors=True)  # the run is complete: nothing left to resume
     log = [json.loads(line) for line in Path(out_log).read_text().splitlines()]
     summary = {
         "status": "diverged" if progress.diverged else "finished",

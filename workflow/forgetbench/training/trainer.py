@@ -62,6 +62,27 @@ class ProgressLog(TrainerCallback):
         self.start = self.last_time = time.monotonic()
         self.last_tokens = 0
         self.diverged = None
+        self.restored_step = 0
+        self.records = []
+
+    def restore(self, checkpoint) -> None:
+        """Continue the log and the token count of a run resumed from `checkpoint` (saved by on_save)."""
+        saved = json.loads((checkpoint / "progress.json").read_text())
+        self.records = saved["records"]
+        self.trainer.tokens_seen = self.last_tokens = saved["tokens_seen"]
+        self.restored_step = saved["step"]
+        self.start -= saved["elapsed_s"]
+        for record in self.records:
+            self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def on_save(self, args, state, control, **kwargs):
+        # The Trainer has just written checkpoint-<step>: the log so far goes with it, for a resumed run.
+        checkpoint = f"{args.output_dir}/checkpoint-{state.global_step}"
+        saved = {"step": state.global_step, "tokens_seen": self.trainer.tokens_seen, "records": self.records,
+                 "elapsed_s": time.monotonic() - self.start}
+        with open(f"{checkpoint}/progress.json", "w", encoding="utf-8") as f:
+            json.dump(saved, f)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:
@@ -83,6 +104,7 @@ class ProgressLog(TrainerCallback):
             "tokens_per_s": round(rate, 2),
             "elapsed_s": round(elapsed, 2),
         }
+        self.records.append(record)
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         loss = logs["loss"]
