@@ -16,6 +16,7 @@ rule aggregate:
         md=report(f"{RESULTS}/tables/tradeoff.md", caption="../workflow/report/tradeoff_table.rst", category="Tables"),
         tex=f"{RESULTS}/tables/tradeoff.tex",
     params:
+        code=code_stamp("forgetbench.aggregation.table"),
         general=list(config["evaluation"]["general"]),
     log:
         f"{RESULTS}/logs/aggregate.log",
@@ -35,6 +36,8 @@ rule plot_tradeoff:
         f"{RESULTS}/tables/tradeoff.csv",
     output:
         report(f"{RESULTS}/figures/tradeoff.png", caption="../workflow/report/tradeoff_plot.rst", category="Figures"),
+    params:
+        code=code_stamp("forgetbench.aggregation.plots"),
     log:
         f"{RESULTS}/logs/plot_tradeoff.log",
     benchmark:
@@ -55,6 +58,7 @@ rule aggregate_token_stats:
         csv=f"{RESULTS}/tables/token_stats.csv",
         md=report(f"{RESULTS}/tables/token_stats.md", caption="../workflow/report/token_stats.rst", category="Tables"),
     params:
+        code=code_stamp("forgetbench.aggregation.token_stats"),
         models=list(config["models"]),
     log:
         f"{RESULTS}/logs/aggregate_token_stats.log",
@@ -74,6 +78,8 @@ rule plot_token_probs:
         f"{RESULTS}/tables/token_stats.csv",
     output:
         report(f"{RESULTS}/figures/token_probs.png", caption="../workflow/report/token_probs.rst", category="Figures"),
+    params:
+        code=code_stamp("forgetbench.aggregation.plots", "forgetbench.aggregation.token_stats"),
     log:
         f"{RESULTS}/logs/plot_token_probs.log",
     benchmark:

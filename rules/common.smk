@@ -3,6 +3,7 @@ import re
 
 from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs
 from forgetbench.evaluation.tasks import eval_families
+from forgetbench.provenance import code_stamp
 from forgetbench.methods import get_method
 
 check_config(config, load_schema(SCHEMA), CONFIG_FILE)
@@ -63,7 +64,8 @@ def cell_config(wildcards):
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "method": wildcards.method,
         "registry_name": name,
-        "method_version": method.version,
+        # the class's version and a hash of the method's file: editing talr.py reruns the talr cells only
+        "method_version": f"{method.version}+{code_stamp(type(method).__module__)}",
         "hparams": config["methods"][name],
         "variant_settings": method.variants()[variant] if method.kind == "posthoc" else {},
         "lr": float(lr),
@@ -122,6 +124,7 @@ def scaling_cell_config(wildcards):
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "method": run.method,
         "registry_name": run.registry_name,
+        "method_version": f"{get_method(run.registry_name).version}+{code_stamp(get_method(run.registry_name).__module__)}",
         "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in run.hparams},
         "lr": run.lr,
         "seed": run.seed,

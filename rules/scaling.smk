@@ -92,6 +92,7 @@ rule aggregate_scaling:
         md=report(f"{RESULTS}/tables/scaling_fits.md", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
         tex=f"{RESULTS}/tables/scaling_fits.tex",
     params:
+        code=code_stamp("forgetbench.scaling.table", "forgetbench.scaling.fits", "forgetbench.scaling.report"),
         general=list(config.get("scaling", {}).get("general", {})),
         n_boot=config.get("scaling", {}).get("n_boot", 200),
     log:
@@ -116,6 +117,8 @@ rule plot_scaling:
         ft_loss=report(f"{RESULTS}/figures/scaling_ft_loss.png", caption="../workflow/report/scaling_plots.rst", category="Scaling"),
         predicted=report(f"{RESULTS}/figures/scaling_predicted.png", caption="../workflow/report/scaling_plots.rst", category="Scaling"),
         curves=report(f"{RESULTS}/figures/learning_vs_forgetting.png", caption="../workflow/report/scaling_plots.rst", category="Scaling"),
+    params:
+        code=code_stamp("forgetbench.scaling.report", "forgetbench.aggregation.plots"),
     log:
         f"{RESULTS}/logs/plot_scaling.log",
     benchmark:

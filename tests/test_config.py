@@ -206,3 +206,27 @@ def test_hub_task_without_local_data_fails_at_config_check_when_offline(config, 
     text = str(err.value)
     assert text.startswith("config.yaml: evaluation task 'ifeval' (source: hub, lm-eval task 'ifeval')")
     assert "google/IFEval" in text and "datasets.load_dataset" in text and "\n" not in text
+
+
+def test_learning_rates_that_share_a_cell_name_are_rejected(config):
+    config["learning_rates"] = [1e-5, 1.0000001e-5]
+    with pytest.raises(ConfigError, match=r"config.yaml: learning_rates: 1e-05 and 1.0000001e-05 give the same cell name 'lr~1e-05'"):
+        full_check(config)
+
+
+def test_wise_alphas_that_share_a_cell_name_are_rejected(config):
+    config["methods"]["wise"]["alphas"] = [0.5, 0.5000001]
+    with pytest.raises(ConfigError, match=r"config.yaml: methods.wise.alphas: 0.5 and 0.50000009999999995 give the same cell name 'wise-0.5'"):
+        full_check(config)
+
+
+def test_a_gguf_file_that_is_not_gguf_is_named(tmp_path, monkeypatch):
+    from forgetbench.models.gguf import package_gguf_path
+
+    package = tmp_path / "fake_gguf_model"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.gguf").write_bytes(b"PK\x03\x04 a zip, not a GGUF file")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"fake_gguf_model/model.gguf: not a GGUF file \(its first bytes are not 'GGUF'\)"):
+        package_gguf_path("fake_gguf_model")

@@ -144,14 +144,40 @@ def smoke_config(tmp_path, tiny_model_dir):
     return path
 
 
-@pytest.mark.slow
-def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, tiny_model_dir):
+    """The smoke experiment run once; the tests below read it, then rerun parts of it."""
+    tmp_path = tmp_path_factory.mktemp("smoke")
     workdir = tmp_path / "work"
     workdir.mkdir()
     config = smoke_config(tmp_path, tiny_model_dir)
     result = snakemake("--cores", "2", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
                        "--directory", str(workdir))
     assert result.returncode == 0, result.stderr[-5000:]
+    return workdir, config
+
+
+def in_smoke(smoke_run, *args, config=None):
+    workdir, default_config = smoke_run
+    return snakemake(*args, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config or default_config),
+                     "--directory", str(workdir))
+
+
+def planned_jobs(result) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = []
+    for block in re.split(r"\n(?:local)?rule ", "\n" + result.stdout + result.stderr)[1:]:
+        rule = block.split(":", 1)[0]
+        found = re.search(r"^\s*wildcards: (.*)$", block, re.M)
+        wildcards = dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}
+        jobs.append((rule, wildcards))
+    return jobs
+
+
+@pytest.mark.slow
+def test_smoke_run_goes_through_every_rule(smoke_run):
+    workdir, config = smoke_run
     results = workdir / "results" / "smoke"
 
     table = pd.read_csv(results / "tables" / "tradeoff.csv")
@@ -172,7 +198,8 @@ def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
     wise = json.loads((results / "tiny-chat" / "wise-0.5" / "lr~0.001" / "seed~0" / "run.json").read_text())
     assert wise["config"]["variant_settings"] == {"alpha": 0.5} and wise["status"] == "finished"
     cell = results / "tiny-chat" / "lora" / "lr~0.001" / "seed~0"
-    assert (cell / "model" / "adapter_config.json").exists()
+    assert not (cell / "model").exists()  # temp(): removed once evaluated (training.keep_weights keeps it)
+    assert not (cell / "resume").exists()
     assert len((cell / "train_log.jsonl").read_text().splitlines()) == 2
     metrics = json.loads((cell / "eval" / "metrics.json").read_text())
     assert metrics["cell"] == {"model": "tiny-chat", "method": "lora", "lr": 0.001, "seed": 0}
@@ -194,8 +221,8 @@ def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
     assert {"linear", "power_law"} <= set(fits["law"])
     for name in ("scaling_steps", "scaling_ft_loss", "scaling_predicted", "learning_vs_forgetting"):
         assert (results / "figures" / f"{name}.png").stat().st_size > 10_000
-    assert (workdir / "results" / "smoke" / "tiny-chat" / "scaling-lora-r2" / "lr~0.001" / "seed~0" / "checkpoints"
-            / "step~1" / "adapter_config.json").exists()
+    assert not (results / "tiny-chat" / "scaling-lora-r2" / "lr~0.001" / "seed~0" / "checkpoints").exists()
+    assert (results / "tiny-chat" / "scaling-lora-r2" / "lr~0.001" / "seed~0" / "step~1" / "metrics.json").exists()
 
     # a second run has nothing to do; the report bundles tables and figures
     again = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config), "--directory", str(workdir))
@@ -204,3 +231,155 @@ def test_smoke_run_goes_through_every_rule(tmp_path, tiny_model_dir):
                        "--report", str(workdir / "report.html"))
     assert report.returncode == 0, report.stderr[-3000:]
     assert "tradeoff.png" in (workdir / "report.html").read_text(errors="replace")
+
+
+def _edited(path, extra: str):
+    """Append `extra` to a source file of the checkout for the length of a with-block, then restore it."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def edit():
+        original = path.read_bytes()
+        stat = path.stat()
+        path.write_bytes(original + extra.encode())
+        try:
+            yield
+        finally:
+            path.write_bytes(original)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    return edit()
+
+
+@pytest.mark.slow
+def test_a_rerun_redoes_only_what_changed(smoke_run, tmp_path):
+    # editing plotting code: only the figures are redrawn, from the tables
+    with _edited(REPO / "workflow/forgetbench/aggregation/plots.py", "\n# an edit\n"):
+        jobs = planned_jobs(in_smoke(smoke_run, "-n"))
+    assert sorted(rule for rule, _ in jobs) == ["all", "plot_scaling", "plot_token_probs", "plot_tradeoff"]
+
+    # editing one method's code: that method's cells (and its scaling runs) only, then the tables
+    with _edited(REPO / "workflow/forgetbench/methods/lora.py", "\n# an edit\n"):
+        jobs = planned_jobs(in_smoke(smoke_run, "-n"))
+    trained = {(w["model"], w.get("method") or w.get("run")) for rule, w in jobs if rule.startswith("train")}
+    assert trained == {("tiny-chat", "lora"), ("tiny-plain", "lora"), ("tiny-chat", "scaling-lora-r2"),
+                       ("tiny-chat", "scaling-lora-r4")}
+    evaluated = {w["cell"].split("/")[0] for rule, w in jobs if rule == "evaluate"}
+    assert evaluated == {"lora"}
+    assert not {"prepare_model", "score_base", "combine_posthoc"} & {rule for rule, _ in jobs}
+
+    # one more learning rate: only the new cells, then the tables
+    config = yaml.safe_load(smoke_run[1].read_text())
+    config["learning_rates"] = [1e-3, 5e-4]
+    path = tmp_path / "more_lrs.yaml"
+    path.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(in_smoke(smoke_run, "-n", config=path))
+    assert {w["lr"] for rule, w in jobs if rule in ("train", "combine_posthoc")} == {"0.0005"}
+    assert {w["cell"].split("/")[1] for rule, w in jobs if rule == "evaluate"} == {"lr~0.0005"}
+    assert not {"prepare_model", "score_base", "train_scaling", "evaluate_checkpoint"} & {rule for rule, _ in jobs}
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_byte_identical_metrics(smoke_run):
+    """Retrain and re-evaluate one cell from scratch: on CPU its training losses and metrics files are the same
+    bytes as the first time."""
+    workdir, _ = smoke_run
+    cell = workdir / "results" / "smoke" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0"
+    before = {p.relative_to(cell): p.read_bytes() for p in (cell / "eval").glob("*.json")}
+    losses = [json.loads(line)["loss"] for line in (cell / "train_log.jsonl").read_text().splitlines()]
+    for path in [cell / "run.json", cell / "train_log.jsonl", *(cell / "eval").glob("*.json")]:
+        path.unlink()
+    import shutil
+
+    shutil.rmtree(cell / "eval" / "cache")  # no cached answers: the evaluation really reruns
+    result = in_smoke(smoke_run, "--cores", "2", str(cell.relative_to(workdir) / "eval" / "metrics.json"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [json.loads(line)["loss"] for line in (cell / "train_log.jsonl").read_text().splitlines()] == losses
+    after = {p.relative_to(cell): p.read_bytes() for p in (cell / "eval").glob("*.json")}
+    assert sorted(after) == sorted(before) and len(before) == 3
+    assert after == before
+
+
+def _kill_tree(proc) -> None:
+    """SIGKILL snakemake and every process under it (its jobs), as a preempted node would."""
+    import psutil
+
+    parent = psutil.Process(proc.pid)
+    for p in [*parent.children(recursive=True), parent]:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+
+
+def _run_until(args, workdir, done, timeout=900) -> bool:
+    """Start snakemake; SIGKILL it as soon as `done()` is true. Returns whether it was killed (False: it ended)."""
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    with open(workdir / "snakemake.out", "a") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if done():
+                _kill_tree(proc)
+                return True
+            time.sleep(0.2)
+        if proc.poll() is None:
+            _kill_tree(proc)
+            raise TimeoutError("snakemake did not finish")
+        return False
+
+
+@pytest.mark.slow
+def test_a_run_killed_anywhere_resumes_and_ends_as_an_uninterrupted_one(tmp_path, tiny_model_dir):
+    """SIGKILL during training, during evaluation and during aggregation; each time the same command (after
+    `--unlock`) resumes; the training continues from its checkpoint and every result equals a straight run's."""
+    config = yaml.safe_load(smoke_config(tmp_path, tiny_model_dir).read_text())
+    config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
+    config["methods"] = {"sft": {}}
+    config["training"].update(max_steps=6, resume_every=1)
+    config["evaluation"]["families"] = {}  # one job per task: several evaluation jobs to interrupt
+    config.pop("scaling")
+    path = tmp_path / "kill.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    runs = {}
+    for name in ("straight", "killed"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        runs[name] = workdir
+    common = ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(path), "--cores", "2"]
+    straight = runs["straight"]
+    assert not _run_until([*common, "--directory", str(straight)], straight, lambda: False)
+
+    killed = runs["killed"]
+    results = killed / "results" / "smoke"
+    cell = results / "tiny-chat" / "sft" / "lr~0.001" / "seed~0"
+    train_log = results / "logs" / "train" / "tiny-chat" / "sft" / "lr~0.001" / "seed~0.log"
+    eval_logs = results / "logs" / "evaluate" / "tiny-chat"
+    stages = {
+        "training": lambda: train_log.exists() and "step 3/6" in train_log.read_text()
+        and (cell / "resume" / "checkpoint-3" / "progress.json").exists(),
+        "evaluation": lambda: len(list(eval_logs.rglob("*.log"))) >= 3 if eval_logs.exists() else False,
+        "aggregation": lambda: (results / "tables" / "tradeoff.csv").exists(),
+    }
+    args = [*common, "--directory", str(killed), "--rerun-incomplete"]
+    for stage, reached in stages.items():
+        snakemake("--unlock", *common, "--directory", str(killed))
+        assert _run_until(args, killed, reached), f"the run ended before it could be killed during {stage}"
+    snakemake("--unlock", *common, "--directory", str(killed))
+    assert not _run_until(args, killed, lambda: False)
+
+    assert "resuming from" in train_log.read_text()
+    assert not (cell / "resume").exists()
+    for relative in ["tiny-chat/sft/lr~0.001/seed~0/eval/metrics.json", "tiny-chat/base/eval/metrics.json"]:
+        assert (results / relative).read_bytes() == (straight / "results" / "smoke" / relative).read_bytes(), relative
+    losses = [[json.loads(line)["loss"] for line in (root / "tiny-chat/sft/lr~0.001/seed~0/train_log.jsonl")
+               .read_text().splitlines()] for root in (results, straight / "results" / "smoke")]
+    assert losses[0] == losses[1] and len(losses[0]) == 6
+    tables = [pd.read_csv(root / "results" / "smoke" / "tables" / "tradeoff.csv") for root in (killed, straight)]
+    pd.testing.assert_frame_equal(tables[0], tables[1])

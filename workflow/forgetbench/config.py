@@ -185,12 +185,28 @@ def check_methods(config: dict, where: str) -> None:
         method = get_method(name, where=f"{where}: methods")
         config["methods"][name] = method.validate_hparams(config["methods"][name], f"{where}: methods.{name}")
         source = getattr(method, "source_method", None)
+        if method.kind == "posthoc":
+            try:
+                method(**config["methods"][name]).variants()
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: methods.{name}.{exc}") from None
         if method.kind == "posthoc" and source not in config["methods"]:
             raise ConfigError(f"{where}: methods.{name} transforms the '{source}' checkpoint: add '{source}' to methods")
 
 
+def check_learning_rates(config: dict, where: str) -> None:
+    """Two learning rates that print alike would share a cell folder (lr~<%g>): refuse them."""
+    seen = {}
+    for lr in config["learning_rates"]:
+        name = format_lr(lr)
+        if name in seen:
+            raise ConfigError(f"{where}: learning_rates: {seen[name]!r} and {lr!r} give the same cell name 'lr~{name}'")
+        seen[name] = lr
+
+
 def check_config(config: dict, schema: dict, where: str = "config") -> None:
     find_unknown_keys(config, schema, where)
+    check_learning_rates(config, where)
     check_models(config, where)
     check_methods(config, where)
     check_model_methods(config, where)

@@ -41,3 +41,21 @@ def git_commit() -> str:
 
 def provenance(cell_config: dict) -> dict:
     return {"config": cell_config, "packages": package_versions(), "git_commit": git_commit()}
+
+
+def code_stamp(*modules: str) -> str:
+    """A short hash of the source of these forgetbench modules, read without importing them (or their packages).
+    Rules take it as a param, so Snakemake reruns exactly the jobs whose code changed (its own code trigger
+    sees only the rule's script)."""
+    import hashlib
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for module in modules:
+        top, *parts = module.split(".")
+        candidates = [package.joinpath(*parts).with_suffix(".py"), package.joinpath(*parts, "__init__.py")]
+        source = next((c for c in candidates if top == "forgetbench" and parts and c.is_file()), None)
+        if source is None:
+            raise ValueError(f"code_stamp: '{module}' is not a module of the forgetbench package")
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]

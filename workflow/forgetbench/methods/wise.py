@@ -7,6 +7,7 @@ for every floating-point tensor; α = 0 gives the base model and α = 1 the SFT 
 feeds one averaged model per α in the config (no retraining).
 """
 
+from forgetbench.errors import ConfigError
 from forgetbench.methods.posthoc import PosthocMethod, check_same_keys, is_float
 from forgetbench.methods.registry import register
 
@@ -36,7 +37,14 @@ class WiSE(PosthocMethod):
     }
 
     def variants(self):
-        return {f"{alpha:g}": {"alpha": float(alpha)} for alpha in self.hparams["alphas"]}
+        out = {}
+        for alpha in self.hparams["alphas"]:
+            name = f"{alpha:g}"
+            if name in out:
+                raise ConfigError(f"alphas: {out[name]['alpha']:.17g} and {alpha:.17g} give the same cell name "
+                                  f"'wise-{name}'")
+            out[name] = {"alpha": float(alpha)}
+        return out
 
     def combine(self, base_state, tuned_state, num_layers, settings):
         return interpolate(base_state, tuned_state, settings["alpha"])

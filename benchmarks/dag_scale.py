@@ -1,0 +1,74 @@
+"""How long `snakemake -n` takes on a paper-scale config (3 models × 9 methods × 5 LRs × 3 seeds, every
+evaluation family, a scaling sweep), and how the time grows with the number of cells (1×, 4×, 16× the seeds).
+
+    python benchmarks/dag_scale.py                 # prints a table; the goal: under 10 s at 1×, growth ~linear
+    python benchmarks/dag_scale.py --scales 1 4    # fewer points
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def paper_config(seeds: int) -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["experiment"] = f"paper-x{seeds}"
+    config["models"] = {
+        "qwen2.5-3b": {"source": "hub", "id": "Qwen/Qwen2.5-3B-Instruct"},
+        "qwen2.5-7b": {"source": "hub", "id": "Qwen/Qwen2.5-7B-Instruct", "gpus": 2},
+        "gemma3-4b": {"source": "hub", "id": "google/gemma-3-4b-it"},
+    }
+    config["learning_rates"] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5]
+    config["seeds"] = list(range(seeds))
+    config["evaluation"].pop("families", None)  # one job per task, as on a cluster
+    config["scaling"].update(models=["qwen2.5-3b"], lora_ranks=[2, 8, 32, 128], steps=[100, 200, 400, 800])
+    return config
+
+
+def dry_run(config: dict, workdir: Path) -> tuple[float, int]:
+    path = workdir / f"{config['experiment']}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--snakefile",
+                          str(REPO / "Snakefile"), "--configfile", str(path), "--directory", str(workdir)],
+                         capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-3000:])
+    total = re.search(r"^total\s+(\d+)", out.stdout + out.stderr, re.M)
+    return seconds, int(total.group(1)) if total else -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16], help="multiples of the 3 seeds")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for scale in args.scales:
+            config = paper_config(3 * scale)
+            cells = len(config["models"]) * 9 * len(config["learning_rates"]) * len(config["seeds"])
+            seconds, jobs = dry_run(config, Path(tmp))
+            rows.append((scale, cells, jobs, seconds))
+    print(f"{'scale':>5} {'cells':>6} {'jobs':>7} {'dry run s':>10} {'ms/job':>7}")
+    for scale, cells, jobs, seconds in rows:
+        print(f"{scale:>4}× {cells:>6} {jobs:>7} {seconds:>10.1f} {1000 * seconds / jobs:>7.2f}")
+    if len(rows) > 1:
+        (_, _, j0, s0), (_, _, j1, s1) = rows[0], rows[-1]
+        print(f"growth: jobs ×{j1 / j0:.1f}, time ×{s1 / s0:.1f} (linear or better when time grows no faster)")
+
+
+if __name__ == "__main__":
+    main()
