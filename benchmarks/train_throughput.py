@@ -1,80 +1,231 @@
-"""Training throughput of every trained method on the same model, data and batch: tokens/s and peak memory, as a
-ratio to plain SFT measured in the same run (one process per method, so peak memory is per method).
+"""Training throughput of every trained method on the same model, data and batch: tokens/s, s/step and peak
+memory, as a ratio to plain SFT measured in the same run (one process per method, so peak memory is per method),
+and on CUDA the model FLOPs utilisation.
 
-    python benchmarks/train_throughput.py                       # the tiny test model, 2 threads
+    python benchmarks/train_throughput.py                       # the tiny test model, 2 threads, CPU
     python benchmarks/train_throughput.py --model results/default/smollm2-135m/base/model --steps 6
+    python benchmarks/train_throughput.py --random-init benchmarks/gpu_assets/smollm2-135m \\
+        --train-jsonl benchmarks/gpu_assets/medcalc_train.jsonl --device cuda --dtype bfloat16 \\
+        --batch 8 --seq 512 --steps 10 --json out.json
+
+Each method trains through forgetbench.training.run.train_cell, as the workflow's `train` rule does: weights
+load in float32 and `--dtype bfloat16` sets the training config's `dtype`, i.e. the Trainer's bf16 autocast
+(mixed precision, float32 master weights). The Trainer trains on CUDA whenever torch sees a GPU, so
+`--device cpu` hides the GPUs from the training process (CUDA_VISIBLE_DEVICES="").
+
+tokens/s counts the non-padding tokens of the batches (the Trainer's `tokens_seen`) over the steps after the
+first (the first carries CUDA/kernel warm-up). Peak memory: CUDA `torch.cuda.max_memory_allocated` of the
+training process; CPU the process's peak RSS. MFU = 6·N·tokens/s / peak, N = all parameters of the model
+(LoRA and HFT do less backward work than 6·N, so theirs is an upper bound of the real rate; attention's
+sequence-dependent FLOPs and padding are not counted), peak = the GPU's dense bf16 rate (`--peak-tflops`,
+default from the device name); fp32 rows are measured against the same bf16 peak.
+
+`--random-init DIR` builds the model with random weights from DIR's config.json and tokenizer (no weights
+needed): the throughput does not depend on the weight values. FLOW's per-sample weights then come from
+seeded random base losses instead of scoring the training data with θ₀.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import build_random_model, peak_tflops  # noqa: E402
 
 METHODS = ["sft", "lora", "l2", "talr", "dft", "flow", "hft"]
 
-
-def run_one(model: str, method: str, steps: int, batch: int, seq: int, threads: int, workdir: Path) -> dict:
-    """Train `method` in a fresh process; tokens/s from its training log (steady state: steps after the first)."""
-    code = f"""
-import json, resource, torch
-torch.set_num_threads({threads})
-from forgetbench.analysis.base_scores import score_with_base
+CHILD = r"""
+import json, random, resource, sys, time
+p = json.loads(sys.argv[1])
+import torch
+torch.set_num_threads(p["threads"])
+if p["device"] == "cuda" and not torch.cuda.is_available():
+    raise SystemExit("--device cuda: torch sees no CUDA device")
 from forgetbench.atomic import write_jsonl
-from forgetbench.data.medcalc_synth import generate
+from forgetbench.data.records import read_jsonl
 from forgetbench.methods import get_method
 from forgetbench.training.run import train_cell
-w = "{workdir}"
-write_jsonl(w + "/train.jsonl", generate({batch * steps}, seed=0))
-if "{method}" == "flow":
-    score_with_base("{model}", w + "/train.jsonl", "label", {seq}, "auto", w + "/losses.jsonl", w + "/stats.json")
-cell = {{"model": "m", "method": "{method}", "hparams": get_method("{method}").validate_hparams({{}}, "bench"),
-        "lr": 1e-5, "seed": 0, "domain": {{"name": "d", "format": "label"}}, "chat_template": "auto",
-        "training": {{"max_steps": {steps}, "epochs": 1, "batch_size": {batch}, "grad_accum": 1, "max_seq_len": {seq},
-                     "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
-                     "logging_steps": 1, "dtype": "float32"}}}}
-train_cell("{model}", w + "/train.jsonl", w + "/{method}/model", w + "/{method}/log.jsonl", w + "/{method}/run.json",
-           cell, base_losses=w + "/losses.jsonl")
-print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+w, method, model = p["workdir"], p["method"], p["model"]
+losses = f"{w}/losses.jsonl"
+if get_method(method).needs_base_scores:
+    if p["random_base_losses"]:
+        rng = random.Random(0)
+        write_jsonl(losses, [{"id": r["id"], "mean_loss": rng.uniform(0.5, 3.0), "tokens": 1}
+                             for r in read_jsonl(p["train"])])
+    else:
+        from forgetbench.analysis.base_scores import score_with_base
+        score_with_base(model, p["train"], p["format"], p["seq"], "auto", losses, f"{w}/stats.json")
+cell = {"model": "m", "method": method, "hparams": get_method(method).validate_hparams({}, "bench"),
+        "lr": p["lr"], "seed": 0, "domain": {"name": "d", "format": p["format"]}, "chat_template": "auto",
+        "training": {"max_steps": p["steps"], "epochs": 1, "batch_size": p["batch"], "grad_accum": 1,
+                     "max_seq_len": p["seq"], "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0,
+                     "max_grad_norm": 1.0, "logging_steps": 1, "dtype": p["dtype"]}}
+out = f"{w}/{method}"
+summary = train_cell(model, p["train"], out + "/model", out + "/log.jsonl", out + "/run.json", cell,
+                     base_losses=losses)
+cuda = torch.cuda.is_available()
+print(json.dumps({
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    "device_name": torch.cuda.get_device_name() if cuda else "cpu",
+    "total_params": summary["total_params"], "trainable_params": summary["trainable_params"],
+    "status": summary["status"], "steps": summary["steps"], "torch": torch.__version__,
+}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def run_one(method: str, params: dict, workdir: Path, timeout: float, env: dict) -> dict:
+    """Train `method` in a fresh process; tokens/s from its training log (steady state: steps after the first)."""
+    started = time.monotonic()
+    row = {"method": method}
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps({**params, "method": method})],
+                              capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-1500:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        print(f"{method}: TIMEOUT after {timeout:.0f} s\n{tail}", file=sys.stderr, flush=True)
+        return {**row, "error": f"timeout after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        print(f"{method}: FAILED (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {**row, "error": f"exit {proc.returncode}: {last[:300]}"}
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
     log = [json.loads(line) for line in (workdir / method / "log.jsonl").read_text().splitlines()]
     steady = log[1:] or log
     tokens = steady[-1]["tokens"] - (log[0]["tokens"] if len(log) > 1 else 0)
     seconds = steady[-1]["elapsed_s"] - (log[0]["elapsed_s"] if len(log) > 1 else 0)
-    return {"method": method, "tokens_per_s": tokens / seconds, "s_per_step": seconds / len(steady), "peak_rss_mb": peak}
+    cuda = child["peak_cuda_mb"] is not None
+    row.update({
+        "tokens_per_s": tokens / seconds if seconds > 0 else float("nan"),
+        "s_per_step": seconds / len(steady),
+        "peak_mem_mb": child["peak_cuda_mb"] if cuda else child["peak_rss_mb"],
+        "mem_kind": "cuda_max_allocated" if cuda else "rss",
+        "peak_rss_mb": child["peak_rss_mb"],
+        "tokens_per_step": tokens / len(steady),
+        "steps_logged": len(log),
+        "final_loss": log[-1]["loss"] if log else None,
+        "status": child["status"],
+        "total_params": child["total_params"],
+        "trainable_params": child["trainable_params"],
+        "device_name": child["device_name"],
+        "wall_s": round(time.monotonic() - started, 1),
+    })
+    print(f"{method}: {row['tokens_per_s']:.0f} tok/s, {row['s_per_step']:.3f} s/step, "
+          f"peak {row['peak_mem_mb']:.0f} MiB ({row['mem_kind']}), {row['wall_s']} s in all", file=sys.stderr, flush=True)
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="an HF model directory (default: build the tiny test model)")
+    parser.add_argument("--random-init", metavar="DIR",
+                        help="build the model with random weights from DIR's config.json and tokenizer files")
+    parser.add_argument("--num-layers", type=int, help="with --random-init: keep only this many layers (quick checks)")
+    parser.add_argument("--train-jsonl", help="training records (default: generate them with medcalc_synth)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seq", type=int, default=320)
+    parser.add_argument("--seq", type=int, default=320, help="max_seq_len (records are truncated, not padded to it)")
+    parser.add_argument("--format", choices=["label", "cot"], default="label",
+                        help="supervision: label = answer only (~150 tokens a record), cot = rationale too (~375)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the training config's dtype: bfloat16 = bf16 autocast over float32 weights")
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak (default: from its name)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per method before it is abandoned")
+    parser.add_argument("--json", help="also write the settings and rows here")
+    parser.add_argument("--label", default="", help="a name for this run in the printout and JSON")
     args = parser.parse_args()
+    if args.model and args.random_init:
+        parser.error("--model and --random-init exclude each other")
     import pandas as pd
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if args.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # the Trainer trains on CUDA whenever it sees a GPU
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         model = args.model
-        if model is None:
+        if args.random_init:
+            model = str(build_random_model(args.random_init, workdir / "model", num_layers=args.num_layers))
+        elif model is None:
             from forgetbench.models.tiny import build_tiny_llama
 
             model = str(build_tiny_llama(workdir / "tiny"))
-        rows = [run_one(model, m, args.steps, args.batch, args.seq, args.threads, workdir) for m in args.methods]
+        from forgetbench.atomic import write_jsonl
+
+        n = args.batch * args.steps
+        if args.train_jsonl:
+            from forgetbench.data.records import read_jsonl
+
+            records = read_jsonl(args.train_jsonl)[:n]
+            if len(records) < n:
+                print(f"note: {args.train_jsonl} has {len(records)} records for {n} samples: the Trainer repeats them",
+                      file=sys.stderr)
+        else:
+            from forgetbench.data.medcalc_synth import generate
+
+            records = generate(n, seed=0)
+        write_jsonl(workdir / "train.jsonl", records)
+        params = {"workdir": str(workdir), "model": model, "train": str(workdir / "train.jsonl"),
+                  "steps": args.steps, "batch": args.batch, "seq": args.seq, "threads": args.threads,
+                  "lr": args.lr, "format": args.format, "device": args.device, "dtype": args.dtype,
+                  "random_base_losses": bool(args.random_init)}
+        rows = []
+        if args.device != "cpu":
+            # On an H200 the first training process was the slowest in two runs of three (sft at 0.65-0.8x of
+            # the methods after it): clocks ramping up, CUDA's lazy initialisation. A discarded warm-up run of
+            # the first method keeps that out of the ratios.
+            print(f"warm-up (discarded): {args.methods[0]}", flush=True)
+            run_one(args.methods[0], params, workdir, args.timeout, env)
+        for m in args.methods:
+            rows.append(run_one(m, params, workdir, args.timeout, env))
+            if args.json:  # what is done so far, in case the whole run is stopped from outside
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps({"label": args.label, "partial": True, "settings": vars(args),
+                                                       "rows": rows}, indent=2, default=str))
+
     table = pd.DataFrame(rows).set_index("method")
-    sft = table.loc["sft"] if "sft" in table.index else None
-    if sft is not None:
-        table["throughput_vs_sft"] = table["tokens_per_s"] / sft["tokens_per_s"]
-        table["memory_vs_sft"] = table["peak_rss_mb"] / sft["peak_rss_mb"]
-    print(f"model {model}, {args.steps} steps of batch {args.batch} x <= {args.seq} tokens, {args.threads} threads")
-    print(table.round(3).to_markdown())
+    ok = table["tokens_per_s"].notna() if "tokens_per_s" in table else pd.Series(False, index=table.index)
+    device_names = sorted({r.get("device_name") for r in rows if r.get("device_name")})
+    device_name = device_names[0] if device_names else None
+    peak = args.peak_tflops or peak_tflops(device_name if device_name != "cpu" else None)
+    if ok.any():
+        if peak and device_name != "cpu":
+            table["mfu"] = 6 * table["total_params"] * table["tokens_per_s"] / (peak * 1e12)
+        if "sft" in table.index and ok.get("sft", False):
+            sft = table.loc["sft"]
+            table["throughput_vs_sft"] = table["tokens_per_s"] / sft["tokens_per_s"]
+            table["memory_vs_sft"] = table["peak_mem_mb"] / sft["peak_mem_mb"]
+    shown = [c for c in ["tokens_per_s", "s_per_step", "peak_mem_mb", "mfu", "throughput_vs_sft", "memory_vs_sft",
+                         "tokens_per_step", "trainable_params", "error"] if c in table]
+    source = f"random-init {args.random_init}" + (f" ({args.num_layers} layers)" if args.num_layers else "") \
+        if args.random_init else model
+    print(f"{args.label + ': ' if args.label else ''}model {source}, {args.steps} steps of batch {args.batch} x <= "
+          f"{args.seq} tokens ({args.format}), dtype {args.dtype}, device {device_name or args.device}"
+          + (f", MFU vs {peak:g} TFLOP/s bf16 dense" if peak and device_name != "cpu" else "")
+          + (f", {args.threads} threads" if device_name in (None, "cpu") else ""))
+    print(table[shown].round(4).to_markdown())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            "label": args.label, "model": source, "settings": {k: v for k, v in vars(args).items()},
+            "device_name": device_name, "peak_tflops": peak,
+            "rows": json.loads(table.reset_index().to_json(orient="records")),
+        }, indent=2))
+    if not ok.all():
+        sys.exit(1)
 
 
 if __name__ == "__main__":

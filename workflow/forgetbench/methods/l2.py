@@ -19,13 +19,18 @@ class L2(Method):
     hparams_schema = {"lam": {"type": "number", "minimum": 0, "default": 0.01, "description": "λ"}}
 
     def prepare_model(self, model, *, seed: int):
-        # Pairs of (live parameter, frozen copy): no lookup by name, which wrappers (DDP, peft) would rename.
-        self.reference = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+        # Live parameters and their frozen copies, in the same order: no lookup by name, which wrappers (DDP,
+        # peft) would rename.
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.reference = [p.detach().clone() for p in self.params]
         return model
 
     def penalty(self) -> torch.Tensor:
         import torch
-        return torch.stack([(p - ref).pow(2).sum() for p, ref in self.reference]).sum()
+
+        # Multi-tensor (foreach) kernels: a few launches per step instead of three per parameter tensor, which
+        # made l2 0.69x of sft's throughput on a GPU. The norm's gradient at θ = θ₀ is 0, not NaN.
+        return torch.stack(torch._foreach_norm(torch._foreach_sub(self.params, self.reference))).pow(2).sum()
 
     def loss(self, token_logprobs, mask, *, model=None, batch=None):
         self.last_penalty = self.penalty()

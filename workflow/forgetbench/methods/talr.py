@@ -24,15 +24,16 @@ def token_weights(logprobs: torch.Tensor, mask: torch.Tensor, tau: float | None 
     """Softmax of ℓₜ/τ over the batch's response tokens (summing to 1), 0 on masked tokens; detached.
     An all-masked batch gets all-zero weights."""
     import torch
+
+    # No host-device synchronisation (no float(), no `if tensor`): the GPU never waits for the CPU here.
     logprobs = logprobs.detach()
     mask = mask.bool()
-    if not mask.any():
-        return torch.zeros_like(logprobs)
     if tau is None:
-        tau = float((-logprobs[mask]).median())
-    tau = max(float(tau), MIN_TAU)
+        tau = (-logprobs).masked_fill(~mask, float("nan")).flatten().nanmedian()  # NaN when all is masked
+    tau = torch.as_tensor(tau, dtype=logprobs.dtype, device=logprobs.device).clamp_min(MIN_TAU)
     scores = (logprobs / tau).masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores.flatten(), dim=0).view_as(logprobs)
+    weights = torch.softmax(scores.flatten(), dim=0).view_as(logprobs)
+    return torch.nan_to_num(weights, nan=0.0)  # an all-masked batch: softmax of only -inf (or τ NaN)
 
 
 @register

@@ -1,0 +1,60 @@
+"""What the benchmark scripts share: a randomly initialised copy of a model from its config and tokenizer alone,
+the device a run asked for, and the GPU's peak bf16 rate for the model FLOPs utilisation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".index.json")
+
+# Dense bf16 tensor-core peak in TFLOP/s (no sparsity), by a substring of torch.cuda.get_device_name(); the
+# first match wins, so the more specific names come first.
+PEAK_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),  # SXM
+    ("H200", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+)
+
+
+def peak_tflops(device_name: str | None) -> float | None:
+    if not device_name:
+        return None
+    for key, value in PEAK_BF16_TFLOPS:
+        if key.lower() in device_name.lower():
+            return value
+    return None
+
+
+def build_random_model(src: str | Path, dst: str | Path, *, num_layers: int | None = None, dtype: str = "float32",
+                       seed: int = 0) -> Path:
+    """A model directory at `dst` with random weights from `src`'s config.json, and `src`'s tokenizer and
+    generation config: throughput does not depend on the weight values, so no weights need to travel.
+    `num_layers` shrinks the model (for quick checks on CPU)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    src, dst = Path(src), Path(dst)
+    if not (src / "config.json").exists():
+        raise SystemExit(f"--random-init {src}: no config.json there")
+    config = AutoConfig.from_pretrained(src)
+    if num_layers:
+        config.num_hidden_layers = num_layers
+        if getattr(config, "layer_types", None):
+            config.layer_types = list(config.layer_types)[:num_layers]
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model = model.to(getattr(torch, dtype))
+    model.config.dtype = dtype  # what from_pretrained(dtype="auto") will load it as
+    dst.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dst)
+    for f in src.iterdir():
+        if f.is_file() and f.name != "config.json" and not f.name.endswith(WEIGHT_SUFFIXES):
+            shutil.copy2(f, dst / f.name)
+    return dst
+
