@@ -58,3 +58,26 @@ def build_random_model(src: str | Path, dst: str | Path, *, num_layers: int | No
             shutil.copy2(f, dst / f.name)
     return dst
 
+
+
+def run_child(name: str, code: str, params: dict, timeout: float, env: dict) -> tuple[dict | None, str | None]:
+    """Run a benchmark's child `code` (a `python -c` program that reads its JSON params from argv[1] and prints
+    one JSON line last) in a fresh process: (its result, None), or (None, why it failed) after printing the
+    tail of its stderr. A fresh process per measurement keeps peak memory and warm caches apart."""
+    import json
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(params)], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-1500:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        print(f"{name}: TIMEOUT after {timeout:.0f} s\n{tail}", file=sys.stderr, flush=True)
+        return None, f"timeout after {timeout:.0f} s"
+    if proc.returncode != 0:
+        print(f"{name}: FAILED (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return None, f"exit {proc.returncode}: {last[:300]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None

@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import build_random_model  # noqa: E402
+from bench_common import build_random_model, run_child  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TESTS = [ROOT / "benchmarks/gpu_assets/medcalc_test.jsonl", ROOT / "results/default/data/medcalc-synth/test.jsonl"]
@@ -119,19 +118,9 @@ def vllm_status(device: str) -> str | None:
 
 def run_backend(backend: str, params: dict, timeout: float, env: dict) -> dict:
     row = {"backend": backend}
-    try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps({**params, "backend": backend})],
-                              capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")[-1500:]
-        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-        print(f"{backend}: TIMEOUT after {timeout:.0f} s\n{tail}", file=sys.stderr, flush=True)
-        return {**row, "error": f"timeout after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        print(f"{backend}: FAILED (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {**row, "error": f"exit {proc.returncode}: {last[:300]}"}
-    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    child, error = run_child(backend, CHILD, {**params, "backend": backend}, timeout, env)
+    if error:
+        return {**row, "error": error}
     n, gen_s = child["n_evaluated"] or 0, child["gen_s"]
     row.update({
         "samples_per_s": n / child["elapsed_s"] if child["elapsed_s"] else float("nan"),

@@ -30,14 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import build_random_model, peak_tflops  # noqa: E402
+from bench_common import build_random_model, peak_tflops, run_child  # noqa: E402
 
 METHODS = ["sft", "lora", "l2", "talr", "dft", "flow", "hft"]
 
@@ -85,19 +84,9 @@ def run_one(method: str, params: dict, workdir: Path, timeout: float, env: dict)
     """Train `method` in a fresh process; tokens/s from its training log (steady state: steps after the first)."""
     started = time.monotonic()
     row = {"method": method}
-    try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps({**params, "method": method})],
-                              capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")[-1500:]
-        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-        print(f"{method}: TIMEOUT after {timeout:.0f} s\n{tail}", file=sys.stderr, flush=True)
-        return {**row, "error": f"timeout after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        print(f"{method}: FAILED (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {**row, "error": f"exit {proc.returncode}: {last[:300]}"}
-    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    child, error = run_child(method, CHILD, {**params, "method": method}, timeout, env)
+    if error:
+        return {**row, "error": error}
     log = [json.loads(line) for line in (workdir / method / "log.jsonl").read_text().splitlines()]
     steady = log[1:] or log
     tokens = steady[-1]["tokens"] - (log[0]["tokens"] if len(log) > 1 else 0)
