@@ -86,3 +86,31 @@ def test_diverged_cells_show_in_the_tables(metric_files, tmp_path):
     paper = paper_table(table, GENERAL)
     assert "dft (diverged 1/1)" in list(paper["Method"])
     assert paper[paper["Method"] == "dft (diverged 1/1)"].iloc[0]["Domain"] == "—"
+
+
+def test_tradeoff_plot_colours_a_method_alike_in_every_panel(monkeypatch):
+    """Panels with different sets of methods: each method keeps one colour, the one the shared legend gives it."""
+    from matplotlib.colors import to_hex
+
+    from forgetbench.aggregation import plots
+
+    captured = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: captured.setdefault("fig", fig))
+    rows = [("a", "base", None, 0.1, 0.5), ("a", "lora", 1e-5, 0.2, 0.4),
+            ("b", "base", None, 0.1, 0.5), ("b", "dft", 1e-5, 0.3, 0.3), ("b", "lora", 1e-5, 0.4, 0.2)]
+    table = pd.DataFrame(rows, columns=["model", "method", "lr", "domain", "general_avg"])
+    plots.tradeoff_plot(table, "unused.png")
+    fig = captured["fig"]
+
+    def colour_at(ax, x):
+        points = ax.collections[0]
+        index = [round(float(px), 6) for px, _ in points.get_offsets()].index(x)
+        return to_hex(points.get_facecolors()[index])
+
+    panel_a, panel_b = fig.axes[:2]
+    assert colour_at(panel_a, 0.2) == colour_at(panel_b, 0.4)  # lora, first in a, second in b
+    assert colour_at(panel_b, 0.3) != colour_at(panel_b, 0.4)
+    legend = {text.get_text(): to_hex(handle.get_facecolor()[0] if hasattr(handle, "get_facecolor") else handle.get_color())
+              for handle, text in zip(fig.legends[0].legend_handles, fig.legends[0].get_texts())
+              if text.get_text() in ("dft", "lora")}
+    assert legend == {"lora": colour_at(panel_b, 0.4), "dft": colour_at(panel_b, 0.3)}

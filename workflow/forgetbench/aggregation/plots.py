@@ -53,12 +53,19 @@ def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
     cells["LR"] = cells["lr"].map(lambda lr: f"{lr:g}")
     base = table[table["method"] == "base"]
     models = list(dict.fromkeys(table["model"]))
+    # One colour and one marker per method and LR across all panels: seaborn would otherwise map each panel's
+    # own methods onto the start of the palette, and the shared legend would name the wrong ones.
+    methods = sorted(cells["method"].unique())
+    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
+    lrs = [f"{lr:g}" for lr in sorted(cells["lr"].unique())]
+    markers = dict(zip(lrs, ["o", "X", "s", "P", "D", "^", "v", "<", ">", "p"] * 4))
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False, sharey=False)
     for ax, model in zip(axes[0], models):
         sns.scatterplot(
             data=cells[cells["model"] == model], x="domain", y="general_avg", hue="method", style="LR",
-            s=70, ax=ax, legend=ax is axes[0][-1],
+            hue_order=methods, palette=palette, style_order=lrs, markers=markers, s=70, ax=ax,
+            legend=ax is axes[0][-1],
         )
         b = base[base["model"] == model]
         ax.scatter(b["domain"], b["general_avg"], marker="*", s=220, color="black", label="base", zorder=5)
