@@ -81,3 +81,11 @@ def run_child(name: str, code: str, params: dict, timeout: float, env: dict) -> 
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         return None, f"exit {proc.returncode}: {last[:300]}"
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
+def add_model_options(parser) -> None:
+    """The options that choose a benchmark's model: a directory, or random weights from a config."""
+    parser.add_argument("--model", help="an HF model directory (default: build the tiny test model)")
+    parser.add_argument("--random-init", metavar="DIR",
+                        help="build the model with random weights from DIR's config.json and tokenizer files")
+    parser.add_argument("--num-layers", type=int, help="with --random-init: keep only this many layers (quick checks)")

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import build_random_model, run_child  # noqa: E402
+from bench_common import add_model_options, build_random_model, run_child  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TESTS = [ROOT / "benchmarks/gpu_assets/medcalc_test.jsonl", ROOT / "results/default/data/medcalc-synth/test.jsonl"]
@@ -140,10 +140,7 @@ def run_backend(backend: str, params: dict, timeout: float, env: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="an HF model directory (default: build the tiny test model)")
-    parser.add_argument("--random-init", metavar="DIR",
-                        help="build the model with random weights from DIR's config.json and tokenizer files")
-    parser.add_argument("--num-layers", type=int, help="with --random-init: keep only this many layers (quick checks)")
+    add_model_options(parser)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="with --random-init: the dtype the model is saved in (CUDA loads that; CPU float32)")
     parser.add_argument("--domain-test", help="the domain test JSONL (default: benchmarks/gpu_assets/medcalc_test.jsonl,"

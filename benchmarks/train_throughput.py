@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import build_random_model, peak_tflops, run_child  # noqa: E402
+from bench_common import add_model_options, build_random_model, peak_tflops, run_child  # noqa: E402
 
 METHODS = ["sft", "lora", "l2", "talr", "dft", "flow", "hft"]
 
@@ -114,10 +114,7 @@ def run_one(method: str, params: dict, workdir: Path, timeout: float, env: dict)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="an HF model directory (default: build the tiny test model)")
-    parser.add_argument("--random-init", metavar="DIR",
-                        help="build the model with random weights from DIR's config.json and tokenizer files")
-    parser.add_argument("--num-layers", type=int, help="with --random-init: keep only this many layers (quick checks)")
+    add_model_options(parser)
     parser.add_argument("--train-jsonl", help="training records (default: generate them with medcalc_synth)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=4)
