@@ -177,3 +177,14 @@ def test_a_resume_checkpoint_of_another_config_is_not_used(tmp_path):
     write_json(folder / "cell.json", {"lr": 1e-3})
     assert resume_checkpoint(folder, {"lr": 1e-3}) == str(folder / "checkpoint-3")
     assert resume_checkpoint(folder, {"lr": 2e-3}) is None and not folder.exists()
+
+
+def test_loss_and_gradient_norm_spikes_are_flagged():
+    from forgetbench.training.trainer import spikes
+
+    history = [{"loss": 2.0 - 0.1 * i, "grad_norm": 1.0} for i in range(5)]
+    assert spikes({"loss": 1.5, "grad_norm": 1.2}, history) == []
+    assert spikes({"loss": 6.5, "grad_norm": 1.2}, history) == ["loss"]  # median loss 1.8: 3x is 5.4
+    assert spikes({"loss": 1.5, "grad_norm": 3.5}, history) == ["grad_norm"]
+    assert spikes({"loss": 99.0, "grad_norm": 99.0}, history[:4]) == []  # too little history to judge
+    assert spikes({"loss": float("nan"), "grad_norm": None}, history) == []  # NaN is divergence, not a spike

@@ -51,9 +51,26 @@ class MethodTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+SPIKE_FACTOR = 3.0  # a loss or gradient norm above this many times the median of the steps before is a spike
+SPIKE_HISTORY = 5  # steps of history needed before spikes are judged
+
+
+def spikes(record: dict, history: list[dict]) -> list[str]:
+    """Which of loss and grad_norm in `record` spike above SPIKE_FACTOR x their median over `history`."""
+    out = []
+    for key in ("loss", "grad_norm"):
+        past = sorted(r[key] for r in history if r.get(key) is not None and math.isfinite(r[key]))
+        value = record.get(key)
+        if len(past) >= SPIKE_HISTORY and value is not None and math.isfinite(value):
+            median = past[(len(past) - 1) // 2]
+            if median > 0 and value > SPIKE_FACTOR * median:
+                out.append(key)
+    return out
+
+
 class ProgressLog(TrainerCallback):
     """One JSONL record and one human line per logging step: loss, LR, grad norm, tokens/s and time left,
-    so that a slow run can be told from a stuck one."""
+    so that a slow run can be told from a stuck one. A loss or gradient norm spike is flagged in both."""
 
     def __init__(self, trainer: MethodTrainer, jsonl_path, stream=sys.stderr):
         self.trainer = trainer
@@ -104,6 +121,11 @@ class ProgressLog(TrainerCallback):
             "tokens_per_s": round(rate, 2),
             "elapsed_s": round(elapsed, 2),
         }
+        spiked = spikes(record, self.records)
+        if spiked:
+            record["spike"] = spiked
+            print(f"SPIKE at step {state.global_step}: {', '.join(f'{k} {record[k]:.4g}' for k in spiked)} "
+                  f"(over {SPIKE_FACTOR:g}x the median of the steps before)", file=self.stream, flush=True)
         self.records.append(record)
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
