@@ -3,8 +3,8 @@ import re
 
 from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs
 from forgetbench.evaluation.tasks import eval_families
-from forgetbench.provenance import code_stamp
 from forgetbench.methods import get_method
+from forgetbench.provenance import code_stamp, method_version
 
 check_config(config, load_schema(SCHEMA), CONFIG_FILE)
 
@@ -64,8 +64,7 @@ def cell_config(wildcards):
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "method": wildcards.method,
         "registry_name": name,
-        # the class's version and a hash of the method's file: editing talr.py reruns the talr cells only
-        "method_version": f"{method.version}+{code_stamp(type(method).__module__)}",
+        "method_version": method_version(type(method)),
         "hparams": config["methods"][name],
         "variant_settings": method.variants()[variant] if method.kind == "posthoc" else {},
         "lr": float(lr),
@@ -124,7 +123,7 @@ def scaling_cell_config(wildcards):
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "method": run.method,
         "registry_name": run.registry_name,
-        "method_version": f"{get_method(run.registry_name).version}+{code_stamp(get_method(run.registry_name).__module__)}",
+        "method_version": method_version(get_method(run.registry_name)),
         "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in run.hparams},
         "lr": run.lr,
         "seed": run.seed,

@@ -43,10 +43,17 @@ def provenance(cell_config: dict) -> dict:
     return {"config": cell_config, "packages": package_versions(), "git_commit": git_commit()}
 
 
+def method_version(method_class) -> str:
+    """A method's version stamp: the class's `version` and a hash of its file, so that editing talr.py reruns
+    the talr cells only."""
+    return f"{method_class.version}+{code_stamp(method_class.__module__)}"
+
+
+@lru_cache(maxsize=None)
 def code_stamp(*modules: str) -> str:
     """A short hash of the source of these forgetbench modules, read without importing them (or their packages).
     Rules take it as a param, so Snakemake reruns exactly the jobs whose code changed (its own code trigger
-    sees only the rule's script)."""
+    sees only the rule's script). Cached: the workflow asks for it once per job while it builds the DAG."""
     import hashlib
 
     package = Path(__file__).resolve().parent

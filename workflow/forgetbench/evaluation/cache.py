@@ -15,12 +15,16 @@ import json
 from pathlib import Path
 
 
+def _stamp(path: Path, name: str) -> list:
+    stat = path.stat()
+    return [name, stat.st_size, stat.st_mtime_ns]
+
+
 def _files(folder: str | Path | None) -> list[list]:
     if not folder:
         return []
     root = Path(folder)
-    return [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns]
-            for p in sorted(root.rglob("*")) if p.is_file()]
+    return [_stamp(p, str(p.relative_to(root))) for p in sorted(root.rglob("*")) if p.is_file()]
 
 
 def response_cache(folder: str | Path, family: str, model_dir, adapter_dir=None, data_files=(), **settings) -> Path:
@@ -28,7 +32,7 @@ def response_cache(folder: str | Path, family: str, model_dir, adapter_dir=None,
     key = {
         "model": _files(model_dir),
         "adapter": _files(adapter_dir),
-        "data": [[str(f), Path(f).stat().st_size, Path(f).stat().st_mtime_ns] for f in data_files if f],
+        "data": [_stamp(Path(f), str(f)) for f in data_files if f],
         "settings": settings,
         "lm_eval": importlib.metadata.version("lm-eval"),
     }

@@ -1,8 +1,8 @@
 """One evaluation of one model: the requested tasks (one family, see evaluation.tasks) in a single
 `lm_eval.simple_evaluate` call, with lm-eval's response cache so a killed evaluation resumes where it stopped.
 
-Task names are the canonical ones of forgetbench.evaluation.tasks. Offline tasks get their per-task settings (limit, seed, few-shot count, domain path and format) through the task
-metadata that lm-eval hands to their `custom_dataset` loaders (see workflow/tasks/fb_loaders.py); hub tasks
+Task names are the canonical ones of forgetbench.evaluation.tasks. Offline tasks get their per-task settings
+(limit, seed, few-shot count, domain path and format) through the task metadata that lm-eval hands to their `custom_dataset` loaders (see workflow/tasks/fb_loaders.py); hub tasks
 get the same fixed seeded subset through simple_evaluate's `samples` (lm-eval's own `limit` takes the first N).
 """
 
@@ -12,7 +12,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import random
 import sys
 import time

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-
 from forgetbench.methods.base import Method
 
 

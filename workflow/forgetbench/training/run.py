@@ -111,8 +111,9 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
 
     # Beside the outputs, not among them: Snakemake deletes the outputs of a killed job, not this folder.
     resume_dir = Path(out_model).parent / "resume"
-    resume_from = resume_checkpoint(resume_dir, cell) if train_cfg.get("resume_every") else None
+    resume_from = None
     if train_cfg.get("resume_every"):
+        resume_from = resume_checkpoint(resume_dir, cell)
         resume_dir.mkdir(parents=True, exist_ok=True)
         write_json(resume_dir / "cell.json", cell)
     with atomic_directory(out_model) as model_dir, atomic_path(out_log) as log_tmp:
