@@ -32,10 +32,11 @@ def peak_tflops(device_name: str | None) -> float | None:
 
 
 def build_random_model(src: str | Path, dst: str | Path, *, num_layers: int | None = None, dtype: str = "float32",
-                       seed: int = 0) -> Path:
+                       seed: int = 0, overrides: dict | None = None) -> Path:
     """A model directory at `dst` with random weights from `src`'s config.json, and `src`'s tokenizer and
     generation config: throughput does not depend on the weight values, so no weights need to travel.
-    `num_layers` shrinks the model (for quick checks on CPU)."""
+    `num_layers` shrinks the model (for quick checks on CPU); `overrides` sets config keys, e.g. another
+    size of the same family (SmolLM2-1.7B is SmolLM2-135M's config with hidden_size=2048, ...)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -43,6 +44,10 @@ def build_random_model(src: str | Path, dst: str | Path, *, num_layers: int | No
     if not (src / "config.json").exists():
         raise SystemExit(f"--random-init {src}: no config.json there")
     config = AutoConfig.from_pretrained(src)
+    for key, value in (overrides or {}).items():
+        if not hasattr(config, key):
+            raise SystemExit(f"--set {key}: {src / 'config.json'} has no such key")
+        setattr(config, key, value)
     if num_layers:
         config.num_hidden_layers = num_layers
         if getattr(config, "layer_types", None):
@@ -89,3 +94,18 @@ def add_model_options(parser) -> None:
     parser.add_argument("--random-init", metavar="DIR",
                         help="build the model with random weights from DIR's config.json and tokenizer files")
     parser.add_argument("--num-layers", type=int, help="with --random-init: keep only this many layers (quick checks)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", type=key_value,
+                        help="with --random-init: config keys to change, e.g. hidden_size=2048 (another model size)")
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` with VALUE read as JSON where it parses (numbers, booleans), else as a string."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

@@ -175,7 +175,7 @@ def main() -> None:
         model = args.model
         if args.random_init:
             model = str(build_random_model(args.random_init, workdir / "model", num_layers=args.num_layers,
-                                           dtype=args.dtype))
+                                           dtype=args.dtype, overrides=dict(args.set)))
         elif model is None:
             from forgetbench.models.tiny import build_tiny_llama
 

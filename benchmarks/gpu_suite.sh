@@ -2,6 +2,7 @@
 # GPU benchmark suite, run from the repository root on a machine with one CUDA GPU and no network:
 #
 #     OUT=/some/folder bash benchmarks/gpu_suite.sh
+#     SUITE_MODE=lora OUT=/some/folder bash benchmarks/gpu_suite.sh     # LoRA against full fine-tuning only
 #
 # Needs beside the git working tree (git-ignored, carried): .whl/ (lm_eval 0.4.13 and the dependencies the GPU
 # image lacks, peft 0.21.2, transformers 5.23.0) and benchmarks/gpu_assets/ (SmolLM2-135M's config and
@@ -101,6 +102,28 @@ main() {
     section "environment" 60 10 environment
 
     export MODEL=$SMOL
+    if [[ ${SUITE_MODE:-all} == lora ]]; then lora_sections; else all_sections; fi
+
+    echo
+    echo "=================== summary (${SECONDS}s) ==================="
+    printf '%s\n' "${STATUS[@]}" | tee "$OUT/summary.txt"
+    ls -la "$OUT"
+}
+
+# Is LoRA faster than full fine-tuning where the GPU is busy? At 135M and 4k tokens a step both are bound by
+# the host launching kernels (MFU 2-3 %), and LoRA launches more. SmolLM2-1.7B's shape (random weights) and a
+# 4x larger batch are the compute-bound checks; lora:dropout=0 shows what the adapter's input dropout costs.
+lora_sections() {
+    section "train smollm2 bf16 (sft, lora, lora without dropout)" 110 45 train "smollm2-135m bf16" \
+        train_smollm2_bf16.json bfloat16 sft lora lora:dropout=0
+    TRAIN_SIZE="--batch 32 --seq 512 --format cot --steps 10 --threads 8" section "train smollm2 bf16 batch 32" \
+        110 45 train "smollm2-135m bf16, batch 32" train_smollm2_bf16_b32.json bfloat16 sft lora
+    MODEL_EXTRA="$MODEL_EXTRA --set hidden_size=2048 intermediate_size=8192 num_hidden_layers=24 \
+        num_attention_heads=32 num_key_value_heads=32" METHOD_TIMEOUT=150 section "train smollm2-1.7b shape bf16" \
+        330 120 train "smollm2-1.7b shape bf16" train_smollm2_1.7b_bf16.json bfloat16 sft lora
+}
+
+all_sections() {
     section "train smollm2 bf16 (all methods)" 260 60 train "smollm2-135m bf16" train_smollm2_bf16.json bfloat16 \
         sft lora l2 talr dft flow hft
     section "eval smollm2 hf fp32" 190 60 evaluate_hf "smollm2-135m fp32 (the workflow's dtype)" eval_smollm2_fp32.json float32
@@ -113,16 +136,11 @@ main() {
         STATUS+=("train gemma3: skipped (no assets)")
     fi
     section "eval smollm2 hf bf16" 120 50 evaluate_hf "smollm2-135m bf16" eval_smollm2_bf16.json bfloat16
-
-    echo
-    echo "=================== summary (${SECONDS}s) ==================="
-    printf '%s\n' "${STATUS[@]}" | tee "$OUT/summary.txt"
-    ls -la "$OUT"
 }
 
 export OUT ASSETS SMOL GEMMA TRAIN TEST
 export PY SITE DEVICE TRAIN_SIZE EVAL_SIZE MODEL_EXTRA PIP_EXTRA METHOD_TIMEOUT EVAL_TIMEOUT
-export -f install_wheels environment train evaluate_hf
+export -f install_wheels environment train evaluate_hf lora_sections all_sections section
 set -o pipefail
 main 2>&1 | tee "$OUT/log.txt"
 

@@ -21,8 +21,13 @@ sequence-dependent FLOPs and padding are not counted), peak = the GPU's dense bf
 default from the device name); fp32 rows are measured against the same bf16 peak.
 
 `--random-init DIR` builds the model with random weights from DIR's config.json and tokenizer (no weights
-needed): the throughput does not depend on the weight values. FLOW's per-sample weights then come from
-seeded random base losses instead of scoring the training data with θ₀.
+needed): the throughput does not depend on the weight values. `--set KEY=VALUE ...` changes its config, e.g.
+SmolLM2-1.7B's shape from SmolLM2-135M's files:
+    --set hidden_size=2048 intermediate_size=8192 num_hidden_layers=24 num_attention_heads=32 \
+          num_key_value_heads=32
+With random weights FLOW's per-sample weights come from seeded random base losses instead of scoring the
+training data with θ₀. A method may carry hyperparameters, `NAME:KEY=VALUE,...` (e.g. `lora:dropout=0`): a row
+of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -51,7 +57,9 @@ from forgetbench.atomic import write_jsonl
 from forgetbench.data.records import read_jsonl
 from forgetbench.methods import get_method
 from forgetbench.training.run import train_cell
-w, method, model = p["workdir"], p["method"], p["model"]
+w, spec, model = p["workdir"], p["method"], p["model"]
+method, _, given = spec.partition(":")
+hparams = {k: json.loads(v) for k, _, v in (kv.partition("=") for kv in given.split(",") if kv)}
 losses = f"{w}/losses.jsonl"
 if get_method(method).needs_base_scores:
     if p["random_base_losses"]:
@@ -61,15 +69,35 @@ if get_method(method).needs_base_scores:
     else:
         from forgetbench.analysis.base_scores import score_with_base
         score_with_base(model, p["train"], p["format"], p["seq"], "auto", losses, f"{w}/stats.json")
-cell = {"model": "m", "method": method, "hparams": get_method(method).validate_hparams({}, "bench"),
+cell = {"model": "m", "method": method, "hparams": get_method(method).validate_hparams(hparams, "bench"),
         "lr": p["lr"], "seed": 0, "domain": {"name": "d", "format": p["format"]}, "chat_template": "auto",
         "training": {"max_steps": p["steps"], "epochs": 1, "batch_size": p["batch"], "grad_accum": 1,
                      "max_seq_len": p["seq"], "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0,
                      "max_grad_norm": 1.0, "logging_steps": 1, "dtype": p["dtype"]}}
-out = f"{w}/{method}"
+out = f"{w}/{spec}"
+if p["profile"]:
+    # Host-side (Python) time of the steps from the third on: which calls a step spends its time in when the
+    # GPU waits for the host. The rates of a profiled run are lower than a plain run's.
+    import cProfile, io, pstats
+    from forgetbench.training.trainer import MethodTrainer
+    profiler, calls, plain_step = cProfile.Profile(), [0], MethodTrainer.training_step
+    def training_step(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            profiler.enable()
+        return plain_step(self, *args, **kwargs)
+    MethodTrainer.training_step = training_step
 summary = train_cell(model, p["train"], out + "/model", out + "/log.jsonl", out + "/run.json", cell,
                      base_losses=losses)
 cuda = torch.cuda.is_available()
+if p["profile"]:
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.print_callers(6)
+    stats.sort_stats("cumulative").print_stats(40)
+    open(f"{w}/{spec}.profile.txt", "w").write(text.getvalue())
 print(json.dumps({
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
@@ -131,6 +159,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600, help="seconds per method before it is abandoned")
     parser.add_argument("--json", help="also write the settings and rows here")
     parser.add_argument("--label", default="", help="a name for this run in the printout and JSON")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile each method's steps from the third on; print the top calls (and write them "
+                             "beside --json); the rates are then lower than unprofiled ones")
     args = parser.parse_args()
     if args.model and args.random_init:
         parser.error("--model and --random-init exclude each other")
@@ -144,7 +175,8 @@ def main() -> None:
         workdir = Path(tmp)
         model = args.model
         if args.random_init:
-            model = str(build_random_model(args.random_init, workdir / "model", num_layers=args.num_layers))
+            model = str(build_random_model(args.random_init, workdir / "model", num_layers=args.num_layers,
+                                           overrides=dict(args.set)))
         elif model is None:
             from forgetbench.models.tiny import build_tiny_llama
 
@@ -167,7 +199,7 @@ def main() -> None:
         params = {"workdir": str(workdir), "model": model, "train": str(workdir / "train.jsonl"),
                   "steps": args.steps, "batch": args.batch, "seq": args.seq, "threads": args.threads,
                   "lr": args.lr, "format": args.format, "device": args.device, "dtype": args.dtype,
-                  "random_base_losses": bool(args.random_init)}
+                  "random_base_losses": bool(args.random_init), "profile": args.profile}
         rows = []
         if args.device != "cpu":
             # On an H200 the first training process was the slowest in two runs of three (sft at 0.65-0.8x of
@@ -181,6 +213,11 @@ def main() -> None:
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json).write_text(json.dumps({"label": args.label, "partial": True, "settings": vars(args),
                                                        "rows": rows}, indent=2, default=str))
+            profile = workdir / f"{m}.profile.txt"
+            if profile.exists():
+                print(f"---- {m}: host time of its steps (cProfile)\n{profile.read_text()}", flush=True)
+                if args.json:
+                    shutil.copy(profile, Path(args.json).with_suffix(f".{m}.profile.txt"))
 
     table = pd.DataFrame(rows).set_index("method")
     ok = table["tokens_per_s"].notna() if "tokens_per_s" in table else pd.Series(False, index=table.index)
@@ -196,7 +233,8 @@ def main() -> None:
             table["memory_vs_sft"] = table["peak_mem_mb"] / sft["peak_mem_mb"]
     shown = [c for c in ["tokens_per_s", "s_per_step", "peak_mem_mb", "mfu", "throughput_vs_sft", "memory_vs_sft",
                          "tokens_per_step", "trainable_params", "error"] if c in table]
-    source = f"random-init {args.random_init}" + (f" ({args.num_layers} layers)" if args.num_layers else "") \
+    changes = [f"{args.num_layers} layers"] * bool(args.num_layers) + [f"{k}={v}" for k, v in args.set]
+    source = f"random-init {args.random_init}" + (f" ({', '.join(changes)})" if changes else "") \
         if args.random_init else model
     print(f"{args.label + ': ' if args.label else ''}model {source}, {args.steps} steps of batch {args.batch} x <= "
           f"{args.seq} tokens ({args.format}), dtype {args.dtype}, device {device_name or args.device}"

@@ -188,3 +188,41 @@ def test_loss_and_gradient_norm_spikes_are_flagged():
     assert spikes({"loss": 1.5, "grad_norm": 3.5}, history) == ["grad_norm"]
     assert spikes({"loss": 99.0, "grad_norm": 99.0}, history[:4]) == []  # too little history to judge
     assert spikes({"loss": float("nan"), "grad_norm": None}, history) == []  # NaN is divergence, not a spike
+
+
+def test_the_per_step_shortcuts_keep_training_mode_and_the_trainers_flop_count(tiny_model_dir, tmp_path):
+    """MethodTrainer skips the Trainer's per-step model.train() and parameter count: dropout still acts on
+    every step (two steps on the same batch differ in eval-free training mode), model.train is itself again
+    after training, and the FLOP total equals the Trainer's own 6 x tokens x non-embedding parameters."""
+    from transformers import AutoModelForCausalLM, Trainer
+
+    from forgetbench.methods import get_method
+    from forgetbench.training.collate import Collator
+    from forgetbench.training.run import training_arguments
+    from forgetbench.training.tokenize import encode_dataset
+    from forgetbench.training.trainer import MethodTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    examples, _ = encode_dataset(tokenizer, records(4), "cot", 128, True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    method = get_method("lora")(r=4, alpha=8, dropout=0.5, target_modules="all-linear")
+    model = method.prepare_model(model, seed=0)
+    for name, weight in model.named_parameters():
+        if "lora_B" in name:  # B starts at zero, which would hide the adapters' input dropout from the loss
+            torch.nn.init.normal_(weight, std=0.5)
+    args = training_arguments({**TRAINING, "max_steps": 2, "batch_size": 4}, 0.0, 0, str(tmp_path / "out"))
+    trainer = MethodTrainer(model=model, args=args, train_dataset=examples, data_collator=Collator(tokenizer),
+                            method=method)
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(); the steps here are called directly
+    batch = trainer._prepare_inputs(Collator(tokenizer)(examples))
+    first = trainer.training_step(model, dict(batch)).item()  # model.eval() after from_pretrained: train() runs
+    assert model.training and "train" not in model.__dict__
+    second = trainer.training_step(model, dict(batch)).item()  # shortcut: already training
+    assert "train" not in model.__dict__
+    assert first != second  # dropout masks differ, so training mode held (LR 0: the weights did not move)
+    model.eval()
+    assert not any(m.training for m in model.modules())
+
+    expected = Trainer.floating_point_ops(trainer, batch)
+    assert expected > 0 and trainer.floating_point_ops(batch) == expected
+    assert trainer.flops_per_token == 6 * model.num_parameters(exclude_embeddings=True)
