@@ -42,16 +42,21 @@ SLURM_TEST_OVERRIDES = [
 TIMEOUT = 900
 
 
+# Every rule that runs as a SLURM job; the others are localrules (aggregation, tables, plots).
+REMOTE_RULES = {"prepare_domain", "prepare_model", "score_base", "train", "combine_posthoc", "evaluate",
+                "train_scaling", "evaluate_checkpoint", "evaluate_base_checkpoint"}
+
+
 def slurm_smoke_config(tmp_path, tiny_model_dir, **changes):
-    """The smoke experiment cut to one model x one method, without the scaling study: every kind of cluster job
-    (prepare_domain, prepare_model, score_base, train, evaluate) once or twice, 6 SLURM jobs instead of 25.
-    Each SLURM job pays two workflow parses (the job's snakemake and the srun'ed one) before its script runs,
-    so on a 2-core machine the whole smoke experiment through SLURM takes over 10 minutes."""
+    """The smoke experiment cut to one model, with SFT and its WiSE-FT average, and its scaling study (2 LoRA
+    ranks and full fine-tuning at 2 steps: the 6 points the power-law fit needs at least): every rule runs,
+    18 SLURM jobs instead of the full smoke experiment's 25. Each SLURM job pays two workflow parses (the job's snakemake and the srun'ed one) and
+    its imports before its script runs, so on a 2-core machine the full smoke experiment would take over 10
+    minutes through SLURM."""
     path = smoke_config(tmp_path, tiny_model_dir)
     config = yaml.safe_load(path.read_text())
     config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
-    config["methods"] = {"lora": config["methods"]["lora"]}
-    config.pop("scaling", None)
+    config["methods"] = {"sft": {}, "wise": {"alphas": [0.5]}}
     every_task = [*config["evaluation"]["general"], "domain", "general_text"]
     config["evaluation"]["families"] = {"all": every_task}  # one evaluation job per cell
     config.update(changes)
@@ -228,18 +233,24 @@ def test_the_smoke_experiment_through_slurm_equals_a_local_run(slurm_cluster, fa
     assert jobs == {job_id: "COMPLETED" for job_id, _ in submitted}
     for _, log in submitted:
         assert Path(log).is_file() and Path(log).is_relative_to(slurm_logs), log
-    remote_rules = {Path(log).relative_to(slurm_logs).parts[0] for _, log in submitted}
-    assert {"rule_prepare_domain", "rule_prepare_model", "rule_train", "rule_evaluate"} <= remote_rules
-    for localrule in ("aggregate", "plot_tradeoff"):
-        assert f"rule_{localrule}" not in remote_rules
+    remote_rules = sorted(Path(log).relative_to(slurm_logs).parts[0].removeprefix("rule_") for _, log in submitted)
+    assert set(remote_rules) == REMOTE_RULES
+    assert len(remote_rules) == 18 and remote_rules.count("evaluate") == 3  # base, sft, wise-0.5
+    assert remote_rules.count("evaluate_checkpoint") == 6  # 3 scaling runs x 2 steps
+    for localrule in ("merge_evaluations", "aggregate", "plot_tradeoff", "aggregate_scaling", "plot_scaling"):
+        assert f"localrule {localrule}:" in out  # run by the submitting snakemake
 
-    # The same numbers: training and evaluation on CPU are deterministic, so the table matches exactly
+    # The same numbers: training and evaluation on CPU are deterministic, so the tables match exactly
     # (compared as parsed numbers, not as text).
-    table = Path("results", "smoke", "tables", "tradeoff.csv")
-    slurm_table = pd.read_csv(smoke_runs["slurm"].work / table)
-    local_table = pd.read_csv(smoke_runs["local"].work / table)
-    assert sorted(slurm_table["method"]) == ["base", "lora"]
-    pd.testing.assert_frame_equal(slurm_table, local_table, check_exact=True)
+    tables = Path("results", "smoke", "tables")
+    for name in ("tradeoff.csv", "token_stats.csv", "scaling.csv"):
+        slurm_table = pd.read_csv(smoke_runs["slurm"].work / tables / name)
+        local_table = pd.read_csv(smoke_runs["local"].work / tables / name)
+        pd.testing.assert_frame_equal(slurm_table, local_table, check_exact=True, obj=name)
+    slurm_table = pd.read_csv(smoke_runs["slurm"].work / tables / "tradeoff.csv")
+    assert sorted(slurm_table["method"]) == ["base", "sft", "wise-0.5"]
+    for figure in ("tradeoff.png", "token_probs.png", "scaling_steps.png"):
+        assert (smoke_runs["slurm"].work / "results" / "smoke" / "figures" / figure).stat().st_size > 10_000
 
 
 @pytest.mark.slurm
