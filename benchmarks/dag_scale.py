@@ -1,8 +1,14 @@
 """How long `snakemake -n` takes on a paper-scale config (3 models × 9 methods × 5 LRs × 3 seeds, every
-evaluation family, a scaling sweep), and how the time grows with the number of cells (1×, 4×, 16× the seeds).
+evaluation, a scaling sweep), and how the time grows with the number of cells (1×, 4×, 16× the seeds).
 
     python benchmarks/dag_scale.py                 # prints a table; the goal: under 10 s at 1×, growth ~linear
     python benchmarks/dag_scale.py --scales 1 4    # fewer points
+    python benchmarks/dag_scale.py --per-task      # one evaluation job per task instead of per family
+
+Evaluation jobs are grouped as in config.yaml (`evaluation.families`: the general suite in one job, the domain
+in another), the layout for vLLM on a cluster too, where each job starts an engine; `--per-task` makes every
+task its own job (2.2x the jobs). Snakemake spends a few ms on each job (wildcards, input, params and resources
+functions, the script's source), so the time follows the job count.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def paper_config(seeds: int) -> dict:
+def paper_config(seeds: int, per_task: bool = False) -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["experiment"] = f"paper-x{seeds}"
     config["models"] = {
@@ -31,7 +37,8 @@ def paper_config(seeds: int) -> dict:
     }
     config["learning_rates"] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5]
     config["seeds"] = list(range(seeds))
-    config["evaluation"].pop("families", None)  # one job per task, as on a cluster
+    if per_task:
+        config["evaluation"].pop("families", None)
     config["scaling"].update(models=["qwen2.5-3b"], lora_ranks=[2, 8, 32, 128], steps=[100, 200, 400, 800])
     return config
 
@@ -54,11 +61,12 @@ def dry_run(config: dict, workdir: Path) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16], help="multiples of the 3 seeds")
+    parser.add_argument("--per-task", action="store_true", help="one evaluation job per task, not per family")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for scale in args.scales:
-            config = paper_config(3 * scale)
+            config = paper_config(3 * scale, args.per_task)
             cells = len(config["models"]) * 9 * len(config["learning_rates"]) * len(config["seeds"])
             seconds, jobs = dry_run(config, Path(tmp))
             rows.append((scale, cells, jobs, seconds))

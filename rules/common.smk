@@ -99,6 +99,17 @@ def eval_identity(wildcards):
     return {"model": wildcards.model, "method": method, "lr": float(lr), "seed": int(seed)}
 
 
+def eval_job(wildcards):
+    """What one evaluation job needs of its wildcards, in one params function: Snakemake inspects every params
+    and resources function of every job, which is most of a large dry run's time."""
+    return {
+        "identity": eval_identity(wildcards),
+        "tasks": EVAL_FAMILIES[wildcards.family],
+        "chat_template": config["models"][wildcards.model]["chat_template"],
+        "gpus": model_gpus(wildcards),
+    }
+
+
 def get_eval_inputs(wildcards):
     inputs = {"base": f"{RESULTS}/{wildcards.model}/base/model"}
     if "domain" in EVAL_FAMILIES[wildcards.family]:

@@ -10,12 +10,9 @@ rule evaluate:
     output:
         f"{RESULTS}/{{model}}/{{cell}}/eval/{{family}}.json",
     params:
-        identity=eval_identity,
-        tasks=lambda wc: EVAL_FAMILIES[wc.family],
+        job=eval_job,
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
-        chat_template=lambda wc: config["models"][wc.model]["chat_template"],
-        gpus=model_gpus,
     log:
         f"{RESULTS}/logs/evaluate/{{model}}/{{cell}}/{{family}}.log",
     benchmark:

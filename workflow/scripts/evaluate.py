@@ -20,19 +20,19 @@ with log_to(snakemake.log[0]):  # noqa: F821
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
-    settings = params.evaluation
+    settings, job = params.evaluation, params.job
     every_task = config_tasks(settings)
     # vLLM shards the model over every GPU the job was given, unless the config fixes its tensor parallel size.
-    vllm = {**settings["vllm"], "tensor_parallel_size": settings["vllm"]["tensor_parallel_size"] or max(1, params.gpus)}
-    tasks = {name: every_task[name] for name in params.tasks}
+    vllm = {**settings["vllm"], "tensor_parallel_size": settings["vllm"]["tensor_parallel_size"] or max(1, job["gpus"])}
+    tasks = {name: every_task[name] for name in job["tasks"]}
     # A LoRA cell holds only its adapter, evaluated on top of the base model; a full fine-tune holds all weights.
     model_dir, adapter_dir = inputs.base, None
     if "tuned" in inputs.keys():
         tuned = Path(inputs.tuned)
         model_dir, adapter_dir = (inputs.base, str(tuned)) if (tuned / "adapter_config.json").exists() else (str(tuned), None)
     domain_test = inputs.domain_test if "domain_test" in inputs.keys() else None
-    extra = {"cell": params.identity, "family": wildcards.family,
-             **provenance({**params.identity, "evaluation": settings, "family": wildcards.family})}
+    extra = {"cell": job["identity"], "family": wildcards.family,
+             **provenance({**job["identity"], "evaluation": settings, "family": wildcards.family})}
     status = json.loads(Path(inputs.run).read_text())["status"] if "run" in inputs.keys() else "finished"
     if status == "diverged":
         # Nothing to measure on NaN weights; the tables show the cell as diverged and the sweep goes on.
@@ -41,7 +41,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     else:
         options = dict(backend=settings["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
                        dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
-                       domain_format=params.domain_format, chat_template=params.chat_template)
+                       domain_format=params.domain_format, chat_template=job["chat_template"])
         cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
                                data_files=[domain_test], tasks=tasks, **options)
         evaluate(model_dir, snakemake.output[0], tasks, adapter_dir=adapter_dir, domain_test_path=domain_test,  # noqa: F821
