@@ -243,12 +243,12 @@ def test_the_smoke_experiment_through_slurm_equals_a_local_run(slurm_cluster, fa
     # The same numbers: training and evaluation on CPU are deterministic, so the tables match exactly
     # (compared as parsed numbers, not as text).
     tables = Path("results", "smoke", "tables")
-    for name in ("tradeoff.csv", "token_stats.csv", "scaling.csv"):
-        slurm_table = pd.read_csv(smoke_runs["slurm"].work / tables / name)
+    slurm_tables = {name: pd.read_csv(smoke_runs["slurm"].work / tables / name)
+                    for name in ("tradeoff.csv", "token_stats.csv", "scaling.csv")}
+    for name, slurm_table in slurm_tables.items():
         local_table = pd.read_csv(smoke_runs["local"].work / tables / name)
         pd.testing.assert_frame_equal(slurm_table, local_table, check_exact=True, obj=name)
-    slurm_table = pd.read_csv(smoke_runs["slurm"].work / tables / "tradeoff.csv")
-    assert sorted(slurm_table["method"]) == ["base", "sft", "wise-0.5"]
+    assert sorted(slurm_tables["tradeoff.csv"]["method"]) == ["base", "sft", "wise-0.5"]
     for figure in ("tradeoff.png", "token_probs.png", "scaling_steps.png"):
         assert (smoke_runs["slurm"].work / "results" / "smoke" / "figures" / figure).stat().st_size > 10_000
 

@@ -184,13 +184,14 @@ def check_methods(config: dict, where: str) -> None:
     for name in list(config["methods"]):
         method = get_method(name, where=f"{where}: methods")
         config["methods"][name] = method.validate_hparams(config["methods"][name], f"{where}: methods.{name}")
-        source = getattr(method, "source_method", None)
-        if method.kind == "posthoc":
-            try:
-                method(**config["methods"][name]).variants()
-            except ConfigError as exc:
-                raise ConfigError(f"{where}: methods.{name}.{exc}") from None
-        if method.kind == "posthoc" and source not in config["methods"]:
+        if method.kind != "posthoc":
+            continue
+        try:
+            method(**config["methods"][name]).variants()  # e.g. WiSE alphas that give the same cell name
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: methods.{name}.{exc}") from None
+        source = method.source_method
+        if source not in config["methods"]:
             raise ConfigError(f"{where}: methods.{name} transforms the '{source}' checkpoint: add '{source}' to methods")
 
 

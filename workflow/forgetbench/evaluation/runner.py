@@ -2,8 +2,9 @@
 `lm_eval.simple_evaluate` call, with lm-eval's response cache so a killed evaluation resumes where it stopped.
 
 Task names are the canonical ones of forgetbench.evaluation.tasks. Offline tasks get their per-task settings
-(limit, seed, few-shot count, domain path and format) through the task metadata that lm-eval hands to their `custom_dataset` loaders (see workflow/tasks/fb_loaders.py); hub tasks
-get the same fixed seeded subset through simple_evaluate's `samples` (lm-eval's own `limit` takes the first N).
+(limit, seed, few-shot count, domain path and format) through the task metadata that lm-eval hands to their
+`custom_dataset` loaders (see workflow/tasks/fb_loaders.py); hub tasks get the same fixed seeded subset through
+simple_evaluate's `samples` (lm-eval's own `limit` takes the first N).
 """
 
 from __future__ import annotations
