@@ -98,14 +98,48 @@ def add_model_options(parser) -> None:
                         help="with --random-init: config keys to change, e.g. hidden_size=2048 (another model size)")
 
 
+def check_model_options(parser, args) -> None:
+    """Options that would be silently ignored are errors: --set and --num-layers shape a --random-init model only."""
+    if args.model and args.random_init:
+        parser.error("--model and --random-init exclude each other")
+    if not args.random_init:
+        given = [name for name, value in (("--set", args.set), ("--num-layers", args.num_layers)) if value]
+        if given:
+            parser.error(f"{', '.join(given)}: only with --random-init DIR (the config that the model is built from)")
+
+
 def key_value(text: str) -> tuple[str, object]:
     """`KEY=VALUE` with VALUE read as JSON where it parses (numbers, booleans), else as a string."""
+    import argparse
     import json
 
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise ValueError(f"{text!r} is not KEY=VALUE")
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def method_spec(text: str) -> tuple[str, dict]:
+    """`NAME` or `NAME:KEY=VALUE,...` (e.g. `lora:dropout=0`): a registered method and its checked hyperparameters,
+    so that a misspelt method or key stops the benchmark before any model is built."""
+    import argparse
+
+    from forgetbench.errors import ConfigError
+    from forgetbench.methods import get_method
+
+    name, _, given = text.partition(":")
+    try:
+        method = get_method(name, where=f"--methods {text}")
+        if method.kind != "train":
+            raise ConfigError(f"--methods {text}: '{name}' is {method.kind}, not trained (nothing to time)")
+        hparams = {}
+        for item in filter(None, given.split(",")):
+            if "=" not in item:
+                raise ConfigError(f"--methods {text}: {item!r} is not KEY=VALUE")
+            hparams.update([key_value(item)])
+        return name, method.validate_hparams(hparams, f"--methods {text}")
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

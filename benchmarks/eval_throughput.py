@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import add_model_options, build_random_model, run_child  # noqa: E402
+from bench_common import add_model_options, build_random_model, check_model_options, run_child  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TESTS = [ROOT / "benchmarks/gpu_assets/medcalc_test.jsonl", ROOT / "results/default/data/medcalc-synth/test.jsonl"]
@@ -157,8 +157,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the settings and rows here")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
-    if args.model and args.random_init:
-        parser.error("--model and --random-init exclude each other")
+    check_model_options(parser, args)
     import pandas as pd
     import torch
 

@@ -42,7 +42,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import add_model_options, build_random_model, peak_tflops, run_child  # noqa: E402
+from bench_common import (  # noqa: E402
+    add_model_options, build_random_model, check_model_options, method_spec, peak_tflops, run_child,
+)
 
 METHODS = ["sft", "lora", "l2", "talr", "dft", "flow", "hft"]
 
@@ -58,8 +60,7 @@ from forgetbench.data.records import read_jsonl
 from forgetbench.methods import get_method
 from forgetbench.training.run import train_cell
 w, spec, model = p["workdir"], p["method"], p["model"]
-method, _, given = spec.partition(":")
-hparams = {k: json.loads(v) for k, _, v in (kv.partition("=") for kv in given.split(",") if kv)}
+method, hparams = spec.partition(":")[0], p["hparams"]
 losses = f"{w}/losses.jsonl"
 if get_method(method).needs_base_scores:
     if p["random_base_losses"]:
@@ -69,7 +70,7 @@ if get_method(method).needs_base_scores:
     else:
         from forgetbench.analysis.base_scores import score_with_base
         score_with_base(model, p["train"], p["format"], p["seq"], "auto", losses, f"{w}/stats.json")
-cell = {"model": "m", "method": method, "hparams": get_method(method).validate_hparams(hparams, "bench"),
+cell = {"model": "m", "method": method, "hparams": hparams,
         "lr": p["lr"], "seed": 0, "domain": {"name": "d", "format": p["format"]}, "chat_template": "auto",
         "training": {"max_steps": p["steps"], "epochs": 1, "batch_size": p["batch"], "grad_accum": 1,
                      "max_seq_len": p["seq"], "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0,
@@ -109,10 +110,12 @@ print(json.dumps({
 
 
 def run_one(method: str, params: dict, workdir: Path, timeout: float, env: dict) -> dict:
-    """Train `method` in a fresh process; tokens/s from its training log (steady state: steps after the first)."""
+    """Train `method` (a spec, `NAME[:KEY=VALUE,...]`) in a fresh process; tokens/s from its training log (steady
+    state: steps after the first)."""
     started = time.monotonic()
     row = {"method": method}
-    child, error = run_child(method, CHILD, {**params, "method": method}, timeout, env)
+    child, error = run_child(method, CHILD, {**params, "method": method, "hparams": method_spec(method)[1]},
+                             timeout, env)
     if error:
         return {**row, "error": error}
     log = [json.loads(line) for line in (workdir / method / "log.jsonl").read_text().splitlines()]
@@ -163,8 +166,12 @@ def main() -> None:
                         help="cProfile each method's steps from the third on; print the top calls (and write them "
                              "beside --json); the rates are then lower than unprofiled ones")
     args = parser.parse_args()
-    if args.model and args.random_init:
-        parser.error("--model and --random-init exclude each other")
+    check_model_options(parser, args)
+    for spec in args.methods:
+        try:
+            method_spec(spec)
+        except argparse.ArgumentTypeError as err:
+            parser.error(str(err))
     import pandas as pd
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
