@@ -3,6 +3,7 @@
 #
 #     OUT=/some/folder bash benchmarks/gpu_suite.sh
 #     SUITE_MODE=lora OUT=/some/folder bash benchmarks/gpu_suite.sh     # LoRA against full fine-tuning only
+#     SUITE_MODE=lora-3b OUT=/some/folder bash benchmarks/gpu_suite.sh  # the same at a 3B shape (fits 80 GB)
 #
 # Needs beside the git working tree (git-ignored, carried): .whl/ (lm_eval 0.4.13 and the dependencies the GPU
 # image lacks, peft 0.21.2, transformers 5.23.0) and benchmarks/gpu_assets/ (SmolLM2-135M's config and
@@ -102,7 +103,11 @@ main() {
     section "environment" 60 10 environment
 
     export MODEL=$SMOL
-    if [[ ${SUITE_MODE:-all} == lora ]]; then lora_sections; else all_sections; fi
+    case ${SUITE_MODE:-all} in
+        lora) lora_sections ;;
+        lora-3b) lora_3b_sections ;;
+        *) all_sections ;;
+    esac
 
     echo
     echo "=================== summary (${SECONDS}s) ==================="
@@ -123,6 +128,15 @@ lora_sections() {
         330 120 train "smollm2-1.7b shape bf16" train_smollm2_1.7b_bf16.json bfloat16 sft lora
 }
 
+# Llama-3.2-3B's shape (28 layers of 3072, grouped-query attention 24/8, MLP 8192) over SmolLM2's vocabulary: 3.0B
+# parameters, the size where a full step (about 0.3 s expected at 19 % MFU) should outlast LoRA's host-bound
+# 0.2 s. Full fine-tuning with AdamW and float32 weights needs about 48 GB plus activations at batch 8 x 512.
+lora_3b_sections() {
+    MODEL_EXTRA="$MODEL_EXTRA --set hidden_size=3072 intermediate_size=8192 num_hidden_layers=28 \
+        num_attention_heads=24 num_key_value_heads=8" METHOD_TIMEOUT=200 section "train 3b shape bf16 (sft, lora)" \
+        430 150 train "llama-3.2-3b shape bf16" train_3b_bf16.json bfloat16 sft lora lora:dropout=0
+}
+
 all_sections() {
     section "train smollm2 bf16 (all methods)" 260 60 train "smollm2-135m bf16" train_smollm2_bf16.json bfloat16 \
         sft lora l2 talr dft flow hft
@@ -140,7 +154,7 @@ all_sections() {
 
 export OUT ASSETS SMOL GEMMA TRAIN TEST
 export PY SITE DEVICE TRAIN_SIZE EVAL_SIZE MODEL_EXTRA PIP_EXTRA METHOD_TIMEOUT EVAL_TIMEOUT
-export -f install_wheels environment train evaluate_hf lora_sections all_sections section
+export -f install_wheels environment train evaluate_hf lora_sections lora_3b_sections all_sections section
 set -o pipefail
 main 2>&1 | tee "$OUT/log.txt"
 
