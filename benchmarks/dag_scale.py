@@ -4,6 +4,7 @@ evaluation, a scaling sweep), and how the time grows with the number of cells (1
     python benchmarks/dag_scale.py                 # prints a table; the goal: under 10 s at 1×, growth ~linear
     python benchmarks/dag_scale.py --scales 1 4    # fewer points
     python benchmarks/dag_scale.py --per-task      # one evaluation job per task instead of per family
+    python benchmarks/dag_scale.py --quiet         # `snakemake -n --quiet rules`: without printing every job
 
 Evaluation jobs are grouped as in config.yaml (`evaluation.families`: the general suite in one job, the domain
 in another), the layout for vLLM on a cluster too, where each job starts an engine; `--per-task` makes every
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,14 +45,34 @@ def paper_config(seeds: int, per_task: bool = False) -> dict:
     return config
 
 
-def dry_run(config: dict, workdir: Path) -> tuple[float, int]:
+def expected_jobs(config: dict) -> int:
+    """The job count the DAG should have, counted from the config: a cross-check of the workflow's expansion."""
+    from forgetbench.evaluation.tasks import eval_families
+    from forgetbench.methods import get_method
+
+    models, cells = len(config["models"]), len(config["models"]) * len(config["learning_rates"]) * len(config["seeds"])
+    methods = {name: get_method(name) for name in config["methods"]}
+    trained = sum(m.kind == "train" for m in methods.values())
+    posthoc = sum(len(m(**config["methods"][name]).variants()) for name, m in methods.items() if m.kind == "posthoc")
+    evaluated = cells * (trained + posthoc) + models  # every cell, and each base model once
+    families = len(eval_families(config["evaluation"], "paper-scale config"))
+    scaling = config["scaling"]
+    runs = len(scaling["models"]) * (len(scaling["lora_ranks"]) + bool(scaling["full"]))
+    return (1 + 2 * models  # prepare_domain; prepare_model and score_base per model
+            + cells * (trained + posthoc)  # train, combine_posthoc
+            + evaluated * (families + 1)  # evaluate per family, merge_evaluations
+            + runs * (1 + len(scaling["steps"])) + len(scaling["models"])  # train_scaling, its checkpoints, step 0
+            + 3 + 3 + 1)  # the trade-off, token-stats and scaling tables, their plots, `all`
+
+
+def dry_run(config: dict, workdir: Path, quiet: bool = False) -> tuple[float, int]:
     path = workdir / f"{config['experiment']}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--snakefile",
-                          str(REPO / "Snakefile"), "--configfile", str(path), "--directory", str(workdir)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", *(["--quiet", "rules"] if quiet else []),
+                          "--snakefile", str(REPO / "Snakefile"), "--configfile", str(path), "--directory",
+                          str(workdir)], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
@@ -62,20 +84,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16], help="multiples of the 3 seeds")
     parser.add_argument("--per-task", action="store_true", help="one evaluation job per task, not per family")
+    parser.add_argument("--quiet", action="store_true", help="--quiet rules: the job table without each job's block")
+    parser.add_argument("--repeat", type=int, default=1, help="dry runs per scale (each is printed; the median counts)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for scale in args.scales:
             config = paper_config(3 * scale, args.per_task)
             cells = len(config["models"]) * 9 * len(config["learning_rates"]) * len(config["seeds"])
-            seconds, jobs = dry_run(config, Path(tmp))
-            rows.append((scale, cells, jobs, seconds))
-    print(f"{'scale':>5} {'cells':>6} {'jobs':>7} {'dry run s':>10} {'ms/job':>7}")
-    for scale, cells, jobs, seconds in rows:
-        print(f"{scale:>4}× {cells:>6} {jobs:>7} {seconds:>10.1f} {1000 * seconds / jobs:>7.2f}")
+            times = []
+            for _ in range(args.repeat):
+                seconds, jobs = dry_run(config, Path(tmp), args.quiet)
+                times.append(seconds)
+            if args.repeat > 1:
+                print(f"{scale}x: " + ", ".join(f"{t:.1f}" for t in times) + " s", flush=True)
+            rows.append((scale, cells, jobs, expected_jobs(config), statistics.median(times)))
+    print(f"{'scale':>5} {'cells':>6} {'jobs':>7} {'expected':>8} {'dry run s':>10} {'ms/job':>7}")
+    for scale, cells, jobs, expected, seconds in rows:
+        print(f"{scale:>4}× {cells:>6} {jobs:>7} {expected:>8} {seconds:>10.1f} {1000 * seconds / jobs:>7.2f}")
     if len(rows) > 1:
-        (_, _, j0, s0), (_, _, j1, s1) = rows[0], rows[-1]
+        (_, _, j0, _, s0), (_, _, j1, _, s1) = rows[0], rows[-1]
         print(f"growth: jobs ×{j1 / j0:.1f}, time ×{s1 / s0:.1f} (linear or better when time grows no faster)")
+    if any(jobs != expected for _, _, jobs, expected, _ in rows):
+        sys.exit("the DAG's job count differs from the count expected from the config")
 
 
 if __name__ == "__main__":

@@ -122,3 +122,12 @@ def test_rule_times_sums_wall_and_cpu_seconds_per_rule(tmp_path):
                                                 "cpu_s": 101.5, "peak_rss_mb": 900.0}
     with pytest.raises(SystemExit, match="no benchmark files"):
         rule_times(tmp_path / "empty")
+
+
+def test_dag_scale_counts_the_jobs_it_expects_from_the_config():
+    result = bench("dag_scale.py", "--scales", "1", "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    scale, cells, jobs, expected = result.stdout.strip().splitlines()[-1].split()[:4]
+    # 405 cells (315 trained, 90 post-hoc); 408 evaluated models × (2 families + 1 merge); 5 scaling runs, each
+    # trained once and evaluated at 4 checkpoints, and step 0; 3 models prepared and scored; 7 tables, plots, all.
+    assert (scale, cells, jobs, expected) == ("1×", "405", "1669", "1669")
