@@ -109,13 +109,12 @@ print(json.dumps({
 """
 
 
-def run_one(method: str, params: dict, workdir: Path, timeout: float, env: dict) -> dict:
-    """Train `method` (a spec, `NAME[:KEY=VALUE,...]`) in a fresh process; tokens/s from its training log (steady
-    state: steps after the first)."""
+def run_one(method: str, hparams: dict, params: dict, workdir: Path, timeout: float, env: dict) -> dict:
+    """Train `method` (a spec, `NAME[:KEY=VALUE,...]`, with its checked `hparams`) in a fresh process; tokens/s
+    from its training log (steady state: steps after the first)."""
     started = time.monotonic()
     row = {"method": method}
-    child, error = run_child(method, CHILD, {**params, "method": method, "hparams": method_spec(method)[1]},
-                             timeout, env)
+    child, error = run_child(method, CHILD, {**params, "method": method, "hparams": hparams}, timeout, env)
     if error:
         return {**row, "error": error}
     log = [json.loads(line) for line in (workdir / method / "log.jsonl").read_text().splitlines()]
@@ -167,9 +166,10 @@ def main() -> None:
                              "beside --json); the rates are then lower than unprofiled ones")
     args = parser.parse_args()
     check_model_options(parser, args)
+    hparams = {}  # spec -> its checked hyperparameters, before any model is built
     for spec in args.methods:
         try:
-            method_spec(spec)
+            hparams[spec] = method_spec(spec)[1]
         except argparse.ArgumentTypeError as err:
             parser.error(str(err))
     import pandas as pd
@@ -213,9 +213,9 @@ def main() -> None:
             # the methods after it): clocks ramping up, CUDA's lazy initialisation. A discarded warm-up run of
             # the first method keeps that out of the ratios.
             print(f"warm-up (discarded): {args.methods[0]}", flush=True)
-            run_one(args.methods[0], params, workdir, args.timeout, env)
+            run_one(args.methods[0], hparams[args.methods[0]], params, workdir, args.timeout, env)
         for m in args.methods:
-            rows.append(run_one(m, params, workdir, args.timeout, env))
+            rows.append(run_one(m, hparams[m], params, workdir, args.timeout, env))
             if args.json:  # what is done so far, in case the whole run is stopped from outside
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json).write_text(json.dumps({"label": args.label, "partial": True, "settings": vars(args),
