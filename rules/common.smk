@@ -1,8 +1,12 @@
 # Config checks that a schema cannot express, the cells of the sweep, and the input helpers of every rule.
 import re
 
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
 from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs
+from forgetbench.evaluation.backend import resolve_backend
 from forgetbench.evaluation.tasks import eval_families
+from forgetbench.evaluation.vllm_env import check_vllm_environment
 from forgetbench.methods import get_method
 from forgetbench.provenance import code_stamp, method_version
 
@@ -25,6 +29,32 @@ SCALING_TASKS = {
 ENV = "../envs/forgetbench.yaml"
 
 
+def gpus_of(model):
+    """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
+    return config["models"][model].get("gpus", config["resources"]["gpu"])
+
+
+def model_gpus(wildcards):
+    return gpus_of(wildcards.model)
+
+
+# The evaluation backend of each model, fixed here from its jobs' GPUs: the DAG is often built on a login node
+# without GPUs, so `auto` cannot look at the machine (forgetbench.evaluation.backend).
+EVAL_BACKEND = {m: resolve_backend(config["evaluation"]["backend"], gpus_of(m)) for m in config["models"]}
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+VLLM_MODELS = [m for m, backend in EVAL_BACKEND.items() if backend == "vllm"]
+if VLLM_MODELS and not USE_CONDA:  # under --use-conda Snakemake builds the environment itself
+    check_vllm_environment(CONFIG_FILE, VLLM_MODELS)
+
+
+def eval_env(wildcards):
+    """The environment of a model's evaluation jobs: vLLM's own (its CUDA build on GPUs, its CPU build
+    without) or the main one."""
+    if EVAL_BACKEND[wildcards.model] == "hf":
+        return ENV
+    return "../envs/vllm-cuda.yaml" if gpus_of(wildcards.model) > 0 else "../envs/vllm.yaml"
+
+
 def alternatives(names):
     """A wildcard constraint that matches exactly these names."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
@@ -45,11 +75,6 @@ def weights(path):
     """Fine-tuned weights: removed once every rule that reads them has run (`temp`), unless
     training.keep_weights; the base models are always kept."""
     return path if config["training"]["keep_weights"] else temp(path)
-
-
-def model_gpus(wildcards):
-    """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
-    return config["models"][wildcards.model].get("gpus", config["resources"]["gpu"])
 
 
 def cell_config(wildcards):
@@ -108,6 +133,7 @@ def eval_job(wildcards):
         "tasks": EVAL_FAMILIES[wildcards.family],
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "gpus": model_gpus(wildcards),
+        "backend": EVAL_BACKEND[wildcards.model],
     }
 
 

@@ -18,7 +18,7 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{model}}/{{cell}}/{{family}}.tsv"
     conda:
-        ENV
+        eval_env
     threads: config["resources"]["eval_threads"]
     resources:
         mem_mb=lambda wc, attempt: 12000 * attempt,

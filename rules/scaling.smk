@@ -40,12 +40,14 @@ rule evaluate_checkpoint:
         domain_format=config["domain"]["format"],
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
+        backend=lambda wc: EVAL_BACKEND[wc.model],
+        gpus=model_gpus,
     log:
         f"{RESULTS}/logs/evaluate_checkpoint/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/step~{{step}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_checkpoint/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/step~{{step}}.tsv"
     conda:
-        ENV
+        eval_env
     threads: config["resources"]["eval_threads"]
     resources:
         mem_mb=lambda wc, attempt: 12000 * attempt,
@@ -68,12 +70,14 @@ rule evaluate_base_checkpoint:
         domain_format=config["domain"]["format"],
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
+        backend=lambda wc: EVAL_BACKEND[wc.model],
+        gpus=model_gpus,
     log:
         f"{RESULTS}/logs/evaluate_checkpoint/{{model}}/base/step~0.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_checkpoint/{{model}}/base/step~0.tsv"
     conda:
-        ENV
+        eval_env
     threads: config["resources"]["eval_threads"]
     resources:
         mem_mb=lambda wc, attempt: 12000 * attempt,

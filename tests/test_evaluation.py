@@ -8,8 +8,8 @@ import pytest
 
 from forgetbench.errors import ConfigError
 from forgetbench.evaluation import backend as backend_mod
-from forgetbench.evaluation.backend import choose_backend
-from forgetbench.evaluation.runner import evaluate, normalize_tasks
+from forgetbench.evaluation.backend import choose_backend, resolve_backend
+from forgetbench.evaluation.runner import evaluate, normalize_tasks, plan_passes
 
 OFFLINE_TASKS = ("arc_easy", "hellaswag", "piqa", "boolq", "gsm8k", "humaneval", "general_text", "domain")
 LIMIT = 4
@@ -54,24 +54,55 @@ def full_run(tiny_model, domain_test, tmp_path_factory):
     return out, result
 
 
-def test_choose_backend_on_cpu(monkeypatch):
+def test_choose_backend_at_run_time(monkeypatch):
     monkeypatch.setattr(backend_mod, "cuda_available", lambda: False)
-    assert choose_backend("auto") == "hf"
-    assert choose_backend("hf") == "hf"
-    with pytest.raises(ConfigError, match="vllm"):
-        choose_backend("vllm")
-    with pytest.raises(ConfigError, match="backend"):
-        choose_backend("tensorrt")
-
-
-def test_choose_backend_auto_prefers_vllm_with_cuda(monkeypatch):
-    monkeypatch.setattr(backend_mod, "cuda_available", lambda: True)
-    monkeypatch.setattr(backend_mod, "vllm_installed", lambda: True)
-    assert choose_backend("auto") == "vllm" == choose_backend("vllm")
     monkeypatch.setattr(backend_mod, "vllm_installed", lambda: False)
     assert choose_backend("auto") == "hf"
-    with pytest.raises(ConfigError, match="vllm package"):
+    assert choose_backend("hf") == "hf"
+    with pytest.raises(ConfigError, match=r"needs the vllm package, .*run `make install-vllm`"):
         choose_backend("vllm")
+    with pytest.raises(ConfigError, match="'tensorrt' is not one of auto, hf, vllm"):
+        choose_backend("tensorrt")
+    # vLLM's CPU build is accepted without CUDA; `auto` stays with transformers on a CPU
+    monkeypatch.setattr(backend_mod, "vllm_installed", lambda: True)
+    assert choose_backend("vllm") == "vllm"
+    assert choose_backend("auto") == "hf"
+    monkeypatch.setattr(backend_mod, "cuda_available", lambda: True)
+    assert choose_backend("auto") == "vllm"
+
+
+def test_resolve_backend_follows_the_jobs_gpus():
+    assert resolve_backend("auto", 0) == "hf"
+    assert resolve_backend("auto", 1) == "vllm" == resolve_backend("auto", 4)
+    assert resolve_backend("hf", 2) == "hf"
+    assert resolve_backend("vllm", 0) == "vllm"
+    with pytest.raises(ConfigError, match="'trt' is not one of"):
+        resolve_backend("trt", 1)
+
+
+KINDS = {"arc_easy": {"fb_arc_easy": "multiple_choice"}, "domain": {"fb_domain": "generate_until"},
+         "general_text": {"fb_general_text": "loglikelihood_rolling"}, "gsm8k": {"fb_gsm8k": "generate_until"}}
+
+
+@pytest.mark.parametrize(
+    "backend, adapter, lora, platform, expected",
+    [
+        ("vllm", False, "adapter", "cpu", [(["arc_easy", "domain", "general_text", "gsm8k"], None)]),
+        ("hf", True, "adapter", "cpu", [(["arc_easy", "domain", "general_text", "gsm8k"], "merged")]),
+        ("vllm", True, "merged", "cpu", [(["arc_easy", "domain", "general_text", "gsm8k"], "merged")]),
+        ("vllm", True, "adapter", "cuda", [(["arc_easy", "domain", "general_text", "gsm8k"], "adapter")]),
+        # the CPU build's LoRA kernels cannot score prompts: generation unmerged, log-likelihoods merged
+        ("vllm", True, "adapter", "cpu", [(["domain", "gsm8k"], "adapter"), (["arc_easy", "general_text"], "merged")]),
+    ],
+)
+def test_plan_passes(backend, adapter, lora, platform, expected):
+    passes = plan_passes(KINDS, backend, adapter, lora, platform)
+    assert [(p.tasks, p.lora) for p in passes] == expected
+
+
+def test_plan_passes_with_only_generation_tasks_on_cpu_is_one_adapter_pass():
+    passes = plan_passes({"domain": KINDS["domain"]}, "vllm", True, "adapter", "cpu")
+    assert [(p.tasks, p.lora) for p in passes] == [(["domain"], "adapter")]
 
 
 def test_choose_backend_never_imports_vllm():

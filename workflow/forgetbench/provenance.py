@@ -8,7 +8,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-PACKAGES = ("forgetbench", "torch", "transformers", "peft", "accelerate", "datasets", "lm_eval", "snakemake")
+PACKAGES = ("forgetbench", "torch", "transformers", "peft", "accelerate", "datasets", "lm_eval", "vllm", "snakemake")
 
 
 @lru_cache(maxsize=1)

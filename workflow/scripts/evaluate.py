@@ -1,5 +1,6 @@
 """Rule `evaluate`: one family of tasks (one or more of the general suite, the domain test set, the general
-text) on the base model or one cell, through lm-evaluation-harness, with lm-eval's response cache on.
+text) on the base model or one cell, through lm-evaluation-harness, with lm-eval's response cache on. With
+the vLLM backend the evaluation runs in the vLLM environment's interpreter (forgetbench.evaluation.job).
 
     snakemake --cores 2 results/default/smollm2-135m/base/eval/general.json
 """
@@ -10,15 +11,12 @@ with log_to(snakemake.log[0]):  # noqa: F821
     import json
     from pathlib import Path
 
-    import torch
-
     from forgetbench.atomic import write_json
     from forgetbench.evaluation.cache import response_cache
-    from forgetbench.evaluation.runner import evaluate
+    from forgetbench.evaluation.job import run
     from forgetbench.evaluation.tasks import config_tasks
-    from forgetbench.provenance import provenance
+    from forgetbench.evaluation.vllm_env import evaluation_process
 
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
     settings, job = params.evaluation, params.job
     every_task = config_tasks(settings)
@@ -31,18 +29,27 @@ with log_to(snakemake.log[0]):  # noqa: F821
         tuned = Path(inputs.tuned)
         model_dir, adapter_dir = (inputs.base, str(tuned)) if (tuned / "adapter_config.json").exists() else (str(tuned), None)
     domain_test = inputs.domain_test if "domain_test" in inputs.keys() else None
-    extra = {"cell": job["identity"], "family": wildcards.family,
-             **provenance({**job["identity"], "evaluation": settings, "family": wildcards.family})}
+    extra = {"cell": job["identity"], "family": wildcards.family}
+    cell = {**job["identity"], "evaluation": settings, "family": wildcards.family}
     status = json.loads(Path(inputs.run).read_text())["status"] if "run" in inputs.keys() else "finished"
     if status == "diverged":
+        from forgetbench.provenance import provenance
+
         # Nothing to measure on NaN weights; the tables show the cell as diverged and the sweep goes on.
-        write_json(snakemake.output[0], {"status": "diverged", "metrics": {t: {"score": None} for t in tasks}, **extra})  # noqa: F821
+        write_json(snakemake.output[0], {"status": "diverged", "metrics": {t: {"score": None} for t in tasks},  # noqa: F821
+                                         **extra, **provenance(cell)})
         print("the cell diverged in training: not evaluated", flush=True)
     else:
-        options = dict(backend=settings["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
+        options = dict(backend=job["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
                        dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
                        domain_format=params.domain_format, chat_template=job["chat_template"])
         cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
                                data_files=[domain_test], tasks=tasks, **options)
-        evaluate(model_dir, snakemake.output[0], tasks, adapter_dir=adapter_dir, domain_test_path=domain_test,  # noqa: F821
-                 cache=cache, extra=extra, **options)
+        python, env = evaluation_process(job["backend"], snakemake.threads, job["gpus"])  # noqa: F821
+        if python is None:
+            import torch
+
+            torch.set_num_threads(snakemake.threads)  # noqa: F821
+        kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=tasks, adapter_dir=adapter_dir,  # noqa: F821
+                      domain_test_path=domain_test, cache=str(cache), **options)
+        run({"kwargs": kwargs, "extra": extra, "provenance": cell}, python, env)

@@ -1,6 +1,7 @@
 """Rules `evaluate_checkpoint` and `evaluate_base_checkpoint`: one checkpoint of the scaling study (or the base
-model as step 0): the domain test loss (the fine-tuning loss), the domain score, the general text (forgetting)
-and the configured general tasks.
+model as step 0): the domain test loss (the fine-tuning loss, with transformers), then the domain score, the
+general text (forgetting) and the configured general tasks through lm-eval (with the vLLM backend in the vLLM
+environment's interpreter).
 
     snakemake --cores 2 results/default/smollm2-135m/scaling-lora-r8/lr~0.0002/seed~0/step~4/metrics.json
 """
@@ -14,8 +15,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
     import torch
 
     from forgetbench.analysis.base_scores import domain_loss
-    from forgetbench.evaluation.runner import evaluate
-    from forgetbench.provenance import provenance
+    from forgetbench.evaluation.job import run
+    from forgetbench.evaluation.vllm_env import evaluation_process
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
@@ -32,19 +33,12 @@ with log_to(snakemake.log[0]):  # noqa: F821
                           adapter_dir=adapter_dir, batch_size=settings["batch_size"])
     print(f"domain test loss {ft_loss:.4f}", flush=True)
     identity = {**params.identity, "n_params": n_params}
-    evaluate(
-        model_dir,
-        snakemake.output[0],  # noqa: F821
-        params.tasks,
-        adapter_dir=adapter_dir,
-        backend=settings["backend"],
-        batch_size=settings["batch_size"],
-        seed=settings["seed"],
-        dtype=settings["dtype"],
-        max_length=settings["max_length"],
-        vllm=settings["vllm"],
-        domain_test_path=inputs.domain_test,
-        domain_format=params.domain_format,
-        chat_template=params.chat_template,
-        extra={"cell": identity, "ft_loss": ft_loss, **provenance({**identity, "evaluation": settings})},
-    )
+    vllm = {**settings["vllm"], "tensor_parallel_size": settings["vllm"]["tensor_parallel_size"] or max(1, params.gpus)}
+    kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=params.tasks,  # noqa: F821
+                  adapter_dir=adapter_dir, backend=params.backend, batch_size=settings["batch_size"],
+                  seed=settings["seed"], dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
+                  domain_test_path=inputs.domain_test, domain_format=params.domain_format,
+                  chat_template=params.chat_template)
+    python, env = evaluation_process(params.backend, snakemake.threads, params.gpus)  # noqa: F821
+    run({"kwargs": kwargs, "extra": {"cell": identity, "ft_loss": ft_loss}, "provenance": {**identity, "evaluation": settings}},
+        python, env)

@@ -16,6 +16,7 @@ import logging
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from forgetbench.atomic import write_json
@@ -55,8 +56,10 @@ def _chat_template(tokenizer, mode: str) -> str | None:
 
 
 def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_format: str, seed: int):
-    """Build lm-eval Task/Group objects per canonical task, with per-task few-shot and generation length set."""
-    built, names, samples = {}, {}, {}
+    """Build lm-eval Task/Group objects per canonical task, with per-task few-shot and generation length set.
+    Returns (canonical -> top task or group, canonical -> lm-eval name, leaf -> seeded subset indices,
+    canonical -> its leaves' output types)."""
+    built, names, samples, kinds = {}, {}, {}, {}
     for name, s in settings.items():
         if s["source"] == "offline":
             task_name = "fb_humaneval_instruct" if name == "humaneval" and chat else OFFLINE[name]
@@ -78,6 +81,7 @@ def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_form
                     f"evaluation task '{name}' is pinned to version {s['version']} but lm-eval's '{task_name}' is "
                     f"version {', '.join(sorted(found))}: results would not be comparable; update the pin knowingly"
                 )
+        kinds[name] = {}
         for leaf_name, task in loaded["tasks"].items():
             # Always set: built-in tasks carry their own default (lm-eval's gsm8k is 5-shot).
             task.set_config(key="num_fewshot", value=s["num_fewshot"])
@@ -88,11 +92,48 @@ def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_form
                 n = len(task.eval_docs)
                 if s["limit"] < n:
                     samples[leaf_name] = sorted(random.Random(seed).sample(range(n), s["limit"]))
+            kinds[name][leaf_name] = task.get_config("output_type")
         built[name], names[name] = top, task_name
-    return built, names, samples
+    return built, names, samples, kinds
 
 
-VLLM_DEFAULTS = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "lora": "adapter"}
+VLLM_DEFAULTS = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "lora": "adapter", "enforce_eager": None}
+
+
+@dataclass
+class EnginePass:
+    """One model load and one simple_evaluate call: the tasks it scores and how a LoRA cell's weights reach it
+    (`lora`: "adapter" served unmerged, "merged" merged into a copy, None for a model without adapter)."""
+
+    tasks: list[str]
+    lora: str | None
+
+
+def vllm_platform() -> str:
+    """'cuda', 'cpu', ...: the platform the installed vLLM runs on (imports vllm: call in the evaluating process)."""
+    from vllm.platforms import current_platform
+
+    return str(current_platform.device_type)
+
+
+def plan_passes(tasks: dict[str, dict[str, str]], backend: str, has_adapter: bool, lora: str, platform: str):
+    """How a job's tasks (canonical -> its leaves' output types) split over model loads.
+
+    transformers merges an adapter (exact in float32, the base model's speed): one pass. vLLM serves it unmerged
+    with `lora: adapter`, except log-likelihood tasks on the CPU platform, whose LoRA kernels cannot score
+    prompt log-probabilities (an einsum shape error in punica_cpu's bgmv_shrink, upstream vllm issues 29955 and
+    16668): those run on a merged copy, a second engine. `lora: merged` merges for every task.
+    """
+    names = list(tasks)
+    if not has_adapter:
+        return [EnginePass(names, None)]
+    if backend == "hf" or lora == "merged":
+        return [EnginePass(names, "merged")]
+    if platform != "cpu":
+        return [EnginePass(names, "adapter")]
+    generation = [n for n in names if all(kind == "generate_until" for kind in tasks[n].values())]
+    scored = [n for n in names if n not in generation]
+    return [EnginePass(group, path) for group, path in ((generation, "adapter"), (scored, "merged")) if group]
 
 
 def _hf_model(model_dir, adapter_dir, tokenizer, batch_size: int, device: str, max_length: int | None, dtype: str):
@@ -126,14 +167,21 @@ def _merged_copy(model_dir, adapter_dir, folder: Path) -> Path:
     return folder
 
 
-def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None, dtype: str, vllm: dict) -> dict:
+def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None, dtype: str, vllm: dict,
+                     platform: str) -> dict:
     """lm-eval's `vllm` model arguments; a LoRA adapter is served unmerged through `lora_local_path`."""
+    cpu = platform == "cpu"
     args = {
         "pretrained": str(model_dir),
         "seed": seed,
-        "dtype": dtype,
+        # float32 on a CPU, as transformers there.
+        "dtype": "float32" if cpu else dtype,
         "tensor_parallel_size": vllm["tensor_parallel_size"],
         "gpu_memory_utilization": vllm["gpu_memory_utilization"],
+        # On a CPU torch.compile's warm-up makes start-up 2-3x longer than eager mode (README, Performance)
+        # while the workflow's evaluations are short; on a GPU compiled graphs pay off.
+        "enforce_eager": cpu if vllm["enforce_eager"] is None else bool(vllm["enforce_eager"]),
+        "batch_size": "auto",  # vLLM schedules the whole request list itself
     }
     if max_length:
         args["max_model_len"] = max_length
@@ -143,6 +191,35 @@ def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None, 
         # vLLM only accepts these LoRA rank ceilings.
         args["max_lora_rank"] = next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank)
     return args
+
+
+def _vllm_model(args: dict):
+    from lm_eval.models.vllm_causallms import VLLM
+
+    log(f"starting vLLM on {args['pretrained']}" + (f" with adapter {args['lora_local_path']}" if "lora_local_path" in args else ""))
+    start = time.time()
+    lm = VLLM(**args)
+    log(f"vLLM engine started in {time.time() - start:.1f} s")
+    return lm
+
+
+def _release(lm) -> None:
+    """Stop a vLLM engine (its processes and memory) before the next one starts."""
+    engine = getattr(getattr(lm, "model", None), "llm_engine", None)
+    shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    del lm
+    import gc
+
+    gc.collect()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _clean(value):
@@ -247,46 +324,67 @@ def evaluate(
     task_manager = TaskManager(
         include_path=str(TASKS_DIR), include_defaults=any_hub, metadata={"forgetbench": loader_settings}
     )
-    built, task_names, samples = _load_tasks(task_manager, settings, chat, domain_format, seed)
+    built, task_names, samples, kinds = _load_tasks(task_manager, settings, chat, domain_format, seed)
 
     vllm = {**VLLM_DEFAULTS, **{k: v for k, v in (vllm or {}).items() if v is not None}}
     if vllm["lora"] not in ("adapter", "merged"):
         raise ConfigError(f"evaluation.vllm.lora must be 'adapter' or 'merged', got {vllm['lora']!r}")
+    platform = vllm_platform() if chosen == "vllm" else device
+    passes = plan_passes(kinds, chosen, bool(adapter_dir), vllm["lora"], platform)
+    results, engines, task_path = {"results": {}}, [], {}
     merged_dir = None
-    if chosen == "hf":
-        model, model_args = _hf_model(model_dir, adapter_dir, tokenizer, batch_size, device, max_length, dtype), None
-        lm_batch_size = batch_size
-    else:
-        if adapter_dir and vllm["lora"] == "merged":
-            import tempfile
+    for number, engine_pass in enumerate(passes):
+        if chosen == "hf":
+            lm, model_args = _hf_model(model_dir, adapter_dir, tokenizer, batch_size, device, max_length, dtype), None
+        else:
+            pass_model, pass_adapter = model_dir, adapter_dir
+            if engine_pass.lora == "merged":
+                if merged_dir is None:
+                    import tempfile
 
-            merged_dir = tempfile.TemporaryDirectory(prefix="forgetbench-merged-")
-            model_dir, adapter_dir = _merged_copy(model_dir, adapter_dir, Path(merged_dir.name)), None
-        model, model_args = "vllm", _vllm_model_args(model_dir, adapter_dir, seed, max_length, dtype, vllm)
-        lm_batch_size = "auto"  # vLLM schedules the whole request list itself
-    log(f"running {', '.join(task_names.values())} with backend {chosen}, chat template {'on' if chat else 'off'}")
-    results = lm_eval.simple_evaluate(
-        model=model,
-        model_args=model_args,
-        tasks=list(built.values()),
-        task_manager=task_manager,
-        batch_size=lm_batch_size,
-        device=device,
-        samples=samples or None,
-        apply_chat_template=chat,
-        fewshot_as_multiturn=chat,
-        log_samples=False,
-        bootstrap_iters=1000,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
-        confirm_run_unsafe_code=True,
-        use_cache=str(cache) if cache else None,
-    )
-
+                    merged_dir = tempfile.TemporaryDirectory(prefix="forgetbench-merged-")
+                    _merged_copy(model_dir, adapter_dir, Path(merged_dir.name))
+                pass_model, pass_adapter = merged_dir.name, None
+            model_args = _vllm_model_args(pass_model, pass_adapter, seed, max_length, dtype, vllm, platform)
+            lm = _vllm_model(model_args)
+            # Recorded without the temporary folder's random name: reruns write byte-identical files.
+            model_args = {**model_args, "pretrained": str(model_dir)}
+            if engine_pass.lora == "merged":
+                model_args["merged_adapter"] = str(adapter_dir)
+        engines.append({"tasks": engine_pass.tasks, "lora": engine_pass.lora, "model_args": model_args})
+        leaves = {leaf for name in engine_pass.tasks for leaf in kinds[name]}
+        log(f"running {', '.join(task_names[n] for n in engine_pass.tasks)} with backend {chosen} on {platform}"
+            + (f", adapter {engine_pass.lora}" if engine_pass.lora else "") + f", chat template {'on' if chat else 'off'}")
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[built[n] for n in engine_pass.tasks],
+            task_manager=task_manager,
+            batch_size=batch_size if chosen == "hf" else "auto",
+            device=device,
+            samples={leaf: idx for leaf, idx in samples.items() if leaf in leaves} or None,
+            apply_chat_template=chat,
+            fewshot_as_multiturn=chat,
+            log_samples=False,
+            bootstrap_iters=1000,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            confirm_run_unsafe_code=True,
+            # one cache per pass: a merged copy and an adapter are different weights
+            use_cache=(str(cache) + (f"-pass{number}" if number else "")) if cache else None,
+        )
+        for key, value in out.items():
+            if isinstance(value, dict):
+                results.setdefault(key, {}).update(value)
+        for name in engine_pass.tasks:
+            task_path[name] = engine_pass.lora
+        if chosen == "vllm":
+            _release(lm)
+        del lm
     if merged_dir:
         merged_dir.cleanup()
+
     metrics, task_settings = {}, {}
     for name, s in settings.items():
         task_name = task_names[name]
@@ -299,6 +397,7 @@ def evaluate(
             "version": results.get("versions", {}).get(task_name),
             "n_evaluated": _n_evaluated(results, task_name),
             "max_gen_toks": (config.get("generation_kwargs") or {}).get("max_gen_toks", s["max_gen_toks"]),
+            "lora": task_path[name],
             "subset": "seeded random, drawn in the task's data loader"
             if s["source"] == "offline"
             else "seeded random, via simple_evaluate(samples=)",
@@ -309,12 +408,14 @@ def evaluate(
         "settings": {
             "backend": chosen,
             "backend_requested": backend,
-            "batch_size": lm_batch_size,
+            "batch_size": batch_size if chosen == "hf" else "auto",
             "seed": seed,
-            "device": device if chosen == "hf" else "cuda",
+            "device": platform,
             "max_length": max_length,
-            "dtype": "float32" if chosen == "hf" and device == "cpu" else dtype,
-            "vllm": model_args if chosen == "vllm" else None,
+            "dtype": "float32" if platform == "cpu" else dtype,
+            "vllm": engines[0]["model_args"] if chosen == "vllm" else None,
+            "vllm_version": _version("vllm") if chosen == "vllm" else None,
+            "engines": engines if len(engines) > 1 else None,
             "lora": (vllm["lora"] if chosen == "vllm" else "merged") if evaluated["adapter_dir"] else None,
             "chat_template": chat,
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if chat else None,

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Run by snakemake --use-conda inside the new envs/vllm.yaml environment.
+set -euo pipefail
+bash "$(dirname "$0")/install_vllm.sh" "$(command -v python)" cpu

@@ -1,0 +1,92 @@
+"""Where the vLLM evaluation environment is, the parse-time check that it exists, and the process settings of
+an evaluation that runs in it.
+
+vLLM cannot share the main environment (it pins its own torch and transformers; see envs/install_vllm.sh), so
+an evaluation with `backend: vllm` runs in the interpreter of that environment: `.venv-vllm/bin/python` in the
+checkout (made by `make install-vllm`), or $FORGETBENCH_VLLM_PYTHON. Under `snakemake --use-conda` Snakemake
+builds envs/vllm.yaml (CPU) or envs/vllm-cuda.yaml (GPU) instead and the rule already runs in it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from forgetbench.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[3]
+PYTHON_VARIABLE = "FORGETBENCH_VLLM_PYTHON"
+INSTALL_COMMAND = "make install-vllm"
+
+
+def vllm_python() -> Path:
+    """The interpreter of the vLLM environment (not checked)."""
+    return Path(os.environ.get(PYTHON_VARIABLE) or REPO / ".venv-vllm" / "bin" / "python")
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(python: str) -> str | None:
+    """The vllm version installed for `python`, or None; reads package metadata only (no `import vllm`: that
+    takes 10-15 s and sets process-wide variables)."""
+    code = "import importlib.metadata as m, importlib.util as u; print(m.version('vllm') if u.find_spec('vllm') else '')"
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def check_vllm_environment(where: str, models: list[str]) -> str:
+    """The vLLM environment's version; ConfigError in one line naming the install command where there is none."""
+    python = vllm_python()
+    who = f"models {', '.join(models)}" if len(models) > 1 else f"model {models[0]}"
+    if not python.exists():
+        raise ConfigError(
+            f"{where}: evaluation.backend: vLLM evaluates {who}, but there is no vLLM environment ({python} not "
+            f"found): run `{INSTALL_COMMAND}`, set ${PYTHON_VARIABLE} to its python, use --use-conda, or set "
+            f"backend: hf"
+        )
+    version = _probe(str(python))
+    if version is None:
+        raise ConfigError(
+            f"{where}: evaluation.backend: vLLM evaluates {who}, but {python} has no vllm package: run "
+            f"`{INSTALL_COMMAND}` (or set backend: hf)"
+        )
+    return version
+
+
+def process_env(threads: int, cpu: bool) -> dict[str, str]:
+    """Environment variables of an evaluation process in the vLLM environment, on top of the job's own."""
+    env = {
+        # The child must import this checkout's forgetbench whatever is installed in the vLLM environment.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "workflow"), os.environ.get("PYTHONPATH")])),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    if cpu:
+        env.update({
+            # vLLM's CPU build takes its platform from this (and from its version suffix "+cpu").
+            "VLLM_TARGET_DEVICE": "cpu",
+            # Without it the KV cache claims most of the host memory and start-up fails with "Available memory
+            # ... is less than desired CPU memory utilization" (GiB; 1 holds 23,000 tokens of SmolLM2).
+            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+            # By default vLLM pins its threads to cores it picks itself, which collides with the other jobs
+            # Snakemake runs side by side; the job's thread count comes from OMP_NUM_THREADS instead.
+            "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"),
+            "OMP_NUM_THREADS": str(threads),
+        })
+    return env
+
+
+def evaluation_process(backend: str, threads: int, gpus: int) -> tuple[Path | None, dict[str, str]]:
+    """(interpreter, extra environment) of an evaluation job's evaluating process: (None, {}) for transformers,
+    which runs in the job's own process; for vLLM this interpreter where it has vLLM (the rule's conda
+    environment), else the vLLM environment's."""
+    if backend != "vllm":
+        return None, {}
+    from forgetbench.evaluation.backend import vllm_installed
+
+    python = Path(sys.executable) if vllm_installed() else vllm_python()
+    return python, process_env(threads, cpu=gpus == 0)
