@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetbench.atomic import write_json
+from forgetbench.atomic import write_json, write_jsonl
 from forgetbench.errors import ConfigError
 from forgetbench.evaluation.backend import choose_backend
 from forgetbench.evaluation.tasks import (
@@ -215,6 +215,31 @@ def _release(lm) -> None:
     gc.collect()
 
 
+def _plain(value):
+    """JSON-ready: numpy scalars and tuples as Python numbers and lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def item_records(samples: dict, name: str, leaves: dict[str, str]) -> list[dict]:
+    """One record per evaluated item of canonical task `name` from lm-eval's logged samples: its leaf task and
+    doc id, the model's raw responses (log-likelihood and greedy flag per choice, or the generated text),
+    the filtered responses and the item's metric values."""
+    records = []
+    for leaf in sorted(leaves):
+        for sample in sorted(samples.get(leaf, []), key=lambda x: x["doc_id"]):
+            metrics = {m: _plain(sample[m]) for m in sample.get("metrics", []) if m in sample}
+            record = {"task": name, "leaf": leaf, "doc_id": sample["doc_id"]}
+            if leaves[leaf] != "loglikelihood_rolling":  # a rolling task's target is the whole passage
+                record["target"] = str(sample.get("target"))
+            records.append({**record, "resps": _plain(sample["resps"]),
+                            "filtered_resps": _plain(sample["filtered_resps"]), **metrics})
+    return records
+
+
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
@@ -272,6 +297,7 @@ def evaluate(
     dtype: str = "auto",
     vllm: dict | None = None,
     cache: str | Path | None = None,
+    samples_out: str | Path | None = None,
     extra: dict | None = None,
 ) -> dict:
     """Evaluate `model_dir` (+ optional LoRA `adapter_dir`) on `tasks` and write the results to `out_json`.
@@ -285,6 +311,7 @@ def evaluate(
     `cache` is the path prefix of lm-eval's SQLite response cache (`use_cache`; lm-eval adds `_rank0.db`):
     responses are stored as they are computed, so a rerun after a kill computes only the missing ones. The
     cache is keyed by request only, so the caller must give each model (and its weights) a path of its own.
+    `samples_out`, when given, receives one JSON line per evaluated item (`item_records`).
     `extra` (who was evaluated, provenance) is written beside the metrics.
     Returns {"metrics": {task: {"score", "metric", "stderr", ...}}, "settings": {...}} as written.
     """
@@ -331,7 +358,7 @@ def evaluate(
         raise ConfigError(f"evaluation.vllm.lora must be 'adapter' or 'merged', got {vllm['lora']!r}")
     platform = vllm_platform() if chosen == "vllm" else device
     passes = plan_passes(kinds, chosen, bool(adapter_dir), vllm["lora"], platform)
-    results, engines, task_path = {"results": {}}, [], {}
+    results, engines, task_path, items = {"results": {}}, [], {}, []
     merged_dir = None
     for number, engine_pass in enumerate(passes):
         if chosen == "hf":
@@ -364,7 +391,7 @@ def evaluate(
             samples={leaf: idx for leaf, idx in samples.items() if leaf in leaves} or None,
             apply_chat_template=chat,
             fewshot_as_multiturn=chat,
-            log_samples=False,
+            log_samples=samples_out is not None,
             bootstrap_iters=1000,
             random_seed=seed,
             numpy_random_seed=seed,
@@ -379,6 +406,7 @@ def evaluate(
                 results.setdefault(key, {}).update(value)
         for name in engine_pass.tasks:
             task_path[name] = engine_pass.lora
+            items += item_records(out.get("samples", {}), name, kinds[name])
         if chosen == "vllm":
             _release(lm)
         del lm
@@ -427,6 +455,8 @@ def evaluate(
         },
     }
     out.update(extra or {})
+    if samples_out is not None:
+        write_jsonl(samples_out, items)
     write_json(out_json, out)
     # Times and the cache path go to the log only: the same model and settings give a byte-identical file.
     log(f"wrote {out_json} ({time.time() - start:.1f} s; response cache {cache or 'off'})")
