@@ -65,17 +65,19 @@ def build_random_model(src: str | Path, dst: str | Path, *, num_layers: int | No
 
 
 
-def run_child(name: str, code: str, params: dict, timeout: float, env: dict) -> tuple[dict | None, str | None]:
+def run_child(name: str, code: str, params: dict, timeout: float, env: dict,
+              python: str | None = None) -> tuple[dict | None, str | None]:
     """Run a benchmark's child `code` (a `python -c` program that reads its JSON params from argv[1] and prints
-    one JSON line last) in a fresh process: (its result, None), or (None, why it failed) after printing the
-    tail of its stderr. A fresh process per measurement keeps peak memory and warm caches apart."""
+    one JSON line last) in a fresh process of `python` (default: this one): (its result, None), or (None, why
+    it failed) after printing the tail of its stderr. A fresh process per measurement keeps peak memory and
+    warm caches apart."""
     import json
     import subprocess
     import sys
 
     try:
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(params)], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        proc = subprocess.run([python or sys.executable, "-c", code, json.dumps(params)], capture_output=True,
+                              text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stderr or b"")[-1500:]
         tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail

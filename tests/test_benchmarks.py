@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,9 @@ from bench_common import build_random_model, key_value, method_spec  # noqa: E40
 from rule_times import rule_times  # noqa: E402
 
 
-def bench(script: str, *args: str) -> subprocess.CompletedProcess:
+def bench(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
-                          timeout=900)
+                          timeout=900, env={**os.environ, **(env or {})})
 
 
 def last_line(text: str) -> str:
@@ -91,16 +92,22 @@ def test_train_throughput_on_the_tiny_model(tmp_path):
 
 
 def test_eval_throughput_on_the_tiny_model_says_why_vllm_was_not_measured(tmp_path):
+    """The HF side on the tiny model; vLLM's side, measured on SmolLM2, is in the README (it starts an engine:
+    a minute here), and without a vLLM environment the row says so."""
     out = tmp_path / "eval.json"
-    result = bench("eval_throughput.py", "--limit", "2", "--batch-size", "2", "--max-gen-toks", "8",
-                   "--device", "cpu", "--json", str(out))
+    result = bench("eval_throughput.py", "--limit", "2", "--mc-limit", "3", "--batch-size", "2", "--max-gen-toks", "8",
+                   "--device", "cpu", "--json", str(out), env={"FORGETBENCH_VLLM_PYTHON": "/nonexistent/bin/python"})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     rows = {r["backend"]: r for r in report["rows"]}
-    assert rows["hf"]["n_evaluated"] == 2 and rows["hf"]["gen_rows"] == 2 and rows["hf"]["batch_size"] == 2
-    assert 2 <= rows["hf"]["gen_tokens"] <= 2 * 8
+    hf = rows["hf"]
+    assert hf["n_evaluated"] == 2 and hf["gen_rows"] == 2 and hf["batch_size"] == 2
+    assert 2 <= hf["gen_tokens"] <= 2 * 8
+    # one request per answer choice: ARC-Easy questions have 3 to 5
+    assert hf["n_mc"] == 3 and 3 * 3 <= hf["loglik_requests"] <= 3 * 5 and hf["load_s"] > 0
+    assert hf["loglik_requests_per_s"] == pytest.approx(hf["loglik_requests"] / hf["loglik_s"])
     why = rows["vllm"]["error"]
-    assert why in ("vllm: not installed", "vllm: needs CUDA (--device cpu)")
+    assert why == "vllm: no vLLM environment at /nonexistent/bin/python (run `make install-vllm`)"
     assert report["vllm_over_hf"] == {} and f"vLLM / HF: not measured ({why})" in result.stdout
 
 

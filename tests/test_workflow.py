@@ -16,9 +16,9 @@ import yaml
 from conftest import REPO
 
 
-def snakemake(*args, cwd=REPO, timeout=1800):
+def snakemake(*args, cwd=REPO, timeout=1800, env=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", **(env or {})}
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -101,6 +101,46 @@ def test_gpu_requests_are_sized_per_model(tmp_path):
             gpus.setdefault((rule, model.group(1)), set()).add(int(gpu.group(1)))
     assert gpus[("train", "qwen2.5-7b")] == {2} and gpus[("evaluate", "qwen2.5-7b")] == {2}
     assert gpus[("train", "qwen2.5-3b")] == {1} and gpus[("evaluate", "gemma3-4b")] == {1}
+
+
+@pytest.mark.parametrize(
+    "backend, gpu, python, message",
+    [
+        ("vllm", 0, "/nonexistent/bin/python",
+         "vllm.yaml: evaluation.backend: vLLM evaluates models smollm2-135m, gemma3-270m, but there is no vLLM "
+         "environment (/nonexistent/bin/python not found): run `make install-vllm`"),
+        # `auto` follows the jobs' GPUs, not the machine that parses the config
+        ("auto", 1, "/nonexistent/bin/python", "vLLM evaluates models smollm2-135m, gemma3-270m, but there is no vLLM"),
+        ("vllm", 0, sys.executable, f"but {sys.executable} has no vllm package: run `make install-vllm`"),
+    ],
+)
+def test_vllm_without_its_environment_fails_when_the_config_is_parsed(tmp_path, backend, gpu, python, message):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["evaluation"]["backend"], config["resources"]["gpu"] = backend, gpu
+    path = tmp_path / "vllm.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake("-n", "--configfile", str(path), env={"FORGETBENCH_VLLM_PYTHON": python})
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert "Job stats" not in result.stdout + result.stderr
+
+
+def test_use_conda_skips_the_vllm_environment_check(tmp_path):
+    """Under --use-conda Snakemake builds envs/vllm.yaml itself: parsing passes the vLLM check and goes on to
+    conda (which this machine lacks)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["evaluation"]["backend"] = "vllm"
+    path = tmp_path / "vllm.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake("-n", "--use-conda", "--configfile", str(path), env={"FORGETBENCH_VLLM_PYTHON": "/nonexistent/bin/python"})
+    output = result.stdout + result.stderr
+    assert "Building DAG of jobs" in output and "no vLLM environment" not in output
+
+
+def test_auto_on_cpu_jobs_needs_no_vllm_environment(tmp_path):
+    result = snakemake("-n", "--configfile", str(REPO / "config.yaml"), "--directory", str(tmp_path),
+                       "--snakefile", str(REPO / "Snakefile"), env={"FORGETBENCH_VLLM_PYTHON": "/nonexistent/bin/python"})
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_bad_config_fails_before_any_job_with_one_line(tmp_path):

@@ -97,7 +97,8 @@ def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_form
     return built, names, samples, kinds
 
 
-VLLM_DEFAULTS = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "lora": "adapter", "enforce_eager": None}
+VLLM_DEFAULTS = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "lora": "adapter", "enforce_eager": None,
+                 "max_num_seqs": None}
 
 
 @dataclass
@@ -185,6 +186,8 @@ def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None, 
     }
     if max_length:
         args["max_model_len"] = max_length
+    if vllm.get("max_num_seqs"):
+        args["max_num_seqs"] = vllm["max_num_seqs"]
     if adapter_dir:
         rank = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("r", 16)
         args["lora_local_path"] = str(adapter_dir)
