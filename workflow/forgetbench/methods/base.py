@@ -9,12 +9,6 @@ import jsonschema
 from forgetbench.errors import ConfigError
 
 
-def masked_token_mean(token_losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Plain SFT: the mean of the token losses over response tokens of the batch."""
-    mask = mask.to(token_losses.dtype)
-    return (token_losses * mask).sum() / mask.sum().clamp_min(1.0)
-
-
 class Method:
     """Base class. `kind` is 'train' for methods that run the Trainer and 'posthoc' for those that derive their
     weights from another method's checkpoint without training (WiSE-FT, LiNeS)."""
@@ -51,9 +45,37 @@ class Method:
     # True for methods that weight samples by the pre-trained model's loss (FLOW): the workflow then scores the
     # training data with θ₀ once per model and the batches carry a `sample_weight`.
     needs_base_scores: ClassVar[bool] = False
+    # True for methods whose per-token weights depend on every token of the optimizer step (TALR's softmax):
+    # with gradient accumulation or several processes the trainer first scores the step's tokens without
+    # gradients and hands `step_statistics(those log-probabilities)` to `loss_terms` as `step`.
+    needs_step_logprobs: ClassVar[bool] = False
+
+    def step_statistics(self, step_logprobs: torch.Tensor) -> dict:
+        raise NotImplementedError(f"method '{self.name}' uses no statistics of the whole step")
+
+    # What one optimizer step's loss is normalised by (the method's denominator): "tokens", every response token
+    # of the step (all accumulated micro-batches, all processes), as transformers and TRL do with
+    # `num_items_in_batch`; "samples", every sample of the step; "step", nothing (the terms' weights already sum
+    # to 1 over the step, as TALR's softmax).
+    unit: ClassVar[str] = "tokens"
+
+    def loss_terms(self, token_logprobs: torch.Tensor, mask: torch.Tensor, *, model=None, batch=None,
+                   step=None) -> torch.Tensor:
+        """The sum of this micro-batch's loss terms (one per `unit`), from per-token log-probabilities
+        `[batch, seq]` of the target tokens and the response mask; `batch` holds extra per-sample fields
+        (sample_weight), `step` the statistics of the whole optimizer step (forgetbench.training.trainer.StepStats)
+        for methods that need them. The trainer divides by the step's count of units."""
+        return -(token_logprobs * mask.to(token_logprobs.dtype)).sum()
+
+    def step_loss(self, model) -> torch.Tensor | None:
+        """A term added once per optimizer step, not per unit (L2's penalty); None for most methods."""
+        return None
 
     def loss(self, token_logprobs: torch.Tensor, mask: torch.Tensor, *, model=None, batch=None) -> torch.Tensor:
-        """Scalar loss from per-token log-probabilities `[batch, seq]` of the target tokens and the response mask;
-        `batch` holds extra per-sample fields (sample_weight)."""
-        return masked_token_mean(-token_logprobs, mask)
+        """The scalar loss of one batch that is a whole optimizer step (one micro-batch, one process): the terms
+        over their count, plus the step's own term."""
+        count = {"tokens": mask.sum(), "samples": mask.new_tensor(mask.shape[0]), "step": mask.new_tensor(1)}[self.unit]
+        loss = self.loss_terms(token_logprobs, mask, model=model, batch=batch) / count.to(token_logprobs.dtype).clamp_min(1.0)
+        extra = self.step_loss(model)
+        return loss if extra is None else loss + extra
 

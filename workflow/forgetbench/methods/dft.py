@@ -22,6 +22,6 @@ def token_weights(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class DFT(Method):
     name = "dft"
 
-    def loss(self, token_logprobs, mask, *, model=None, batch=None):
-        weights = token_weights(token_logprobs, mask)
-        return -(weights * token_logprobs).sum() / mask.sum().clamp_min(1)
+    # Denominator: the step's response tokens.
+    def loss_terms(self, token_logprobs, mask, *, model=None, batch=None, step=None):
+        return -(token_weights(token_logprobs, mask) * token_logprobs).sum()

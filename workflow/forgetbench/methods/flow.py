@@ -6,7 +6,8 @@ loss ([confirm] mean vs sum). Its weight is
     wᵢ = exp(−Lᵢ / τ),  τ = median of the Lᵢ (default),  normalised so the weights average 1 over the dataset,
 
 fixed for the whole run (computed once per model × dataset by the `score_base` rule and shared by every LR
-and seed). The training loss is Σᵢ wᵢ · Lᵢ(θ) / (samples in the batch), Lᵢ(θ) the sample's mean token loss.
+and seed). The training loss is Σᵢ wᵢ · Lᵢ(θ) / (samples in the optimizer step, over every accumulated
+micro-batch and process), Lᵢ(θ) the sample's mean token loss.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ class FLOW(Method):
                 "description": "temperature; null = median sample loss under the pre-trained model"},
     }
 
-    def loss(self, token_logprobs, mask, *, model=None, batch=None):
+    # Denominator: the step's samples. Each sample's weight travels with it in the batch (`sample_weight`).
+    unit = "samples"
+
+    def loss_terms(self, token_logprobs, mask, *, model=None, batch=None, step=None):
         if batch is None or "sample_weight" not in batch:
             raise ValueError("FLOW needs a `sample_weight` per sample: train with the `score_base` rule's output")
-        return (batch["sample_weight"].to(token_logprobs.dtype) * per_sample_loss(token_logprobs, mask)).mean()
+        return (batch["sample_weight"].to(token_logprobs.dtype) * per_sample_loss(token_logprobs, mask)).sum()

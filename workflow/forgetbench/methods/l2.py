@@ -3,13 +3,15 @@ Lin et al., 2025:
 
     L = L_SFT + λ · Σ_params ‖θ − θ₀‖²
 
+L_SFT is the token mean over the optimizer step's response tokens; the penalty counts once per step.
+
 θ₀ is one frozen copy of the trainable parameters, taken once before training on the model's own device; the
 penalty is 0 at step 0. [confirm] the paper's λ (sweep 1e-4 … 1e-1).
 """
 
 from __future__ import annotations
 
-from forgetbench.methods.base import Method, masked_token_mean
+from forgetbench.methods.base import Method
 from forgetbench.methods.registry import register
 
 
@@ -32,6 +34,7 @@ class L2(Method):
         # made l2 0.69x of sft's throughput on a GPU. The norm's gradient at θ = θ₀ is 0, not NaN.
         return torch.stack(torch._foreach_norm(torch._foreach_sub(self.params, self.reference))).pow(2).sum()
 
-    def loss(self, token_logprobs, mask, *, model=None, batch=None):
+    # Denominator: the step's response tokens for the cross-entropy; the penalty counts once per step.
+    def step_loss(self, model):
         self.last_penalty = self.penalty()
-        return masked_token_mean(-token_logprobs, mask) + self.hparams["lam"] * self.last_penalty
+        return self.hparams["lam"] * self.last_penalty

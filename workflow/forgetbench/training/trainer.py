@@ -7,6 +7,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,17 +30,69 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return -nll * mask, mask
 
 
-class MethodTrainer(Trainer):
-    """Trainer whose loss is `method.loss(token_logprobs, mask)`, a per-batch mean (scaled for accumulation
-    by the Trainer)."""
+@dataclass
+class StepStats:
+    """What one optimizer step holds, over all its accumulated micro-batches and all processes: the counts
+    the methods' losses are normalised by, and the statistics some methods take over the whole step."""
 
-    loss_is_scaled_for_ga = False
+    tokens: float
+    samples: float
+    micro_batches: int
+    processes: int
+    method: dict | None = None
+
+    def count(self, unit: str) -> float:
+        return {"tokens": self.tokens, "samples": self.samples, "step": 1.0}[unit]
+
+
+class MethodTrainer(Trainer):
+    """Trainer whose loss is the method's: per micro-batch, `method.loss_terms(...)` over the optimizer step's
+    count of the method's unit (response tokens, samples) across accumulated micro-batches and processes, as
+    transformers does with `num_items_in_batch`, plus `method.step_loss` once per step. The micro-batch losses
+    of a step (and of every process, whose gradients DDP and FSDP average) then add up to the loss of the whole
+    step, whatever its split into micro-batches and processes."""
+
+    loss_is_scaled_for_ga = True  # compute_loss normalises by the whole step itself
 
     def __init__(self, *args, method, **kwargs):
         super().__init__(*args, **kwargs)
         self.method = method
         self.tokens_seen = 0
         self.flops_per_token = None
+        self.step_stats: StepStats | None = None
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if batch_samples:
+            self.step_stats = self._step_stats(batch_samples, device)
+        return batch_samples, num_items_in_batch
+
+    def _step_stats(self, batches: list[dict], device) -> StepStats:
+        # Response tokens as token_logprobs counts them: the targets of positions 1.. (labels shifted by one).
+        local = torch.tensor([float(sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)),
+                              float(sum(b["labels"].shape[0] for b in batches))], dtype=torch.float64, device=device)
+        processes = self.accelerator.num_processes
+        if processes > 1:
+            local = self.accelerator.reduce(local, reduction="sum")
+        statistics = None
+        if self.method.needs_step_logprobs and (len(batches) > 1 or processes > 1):
+            statistics = self.method.step_statistics(self._step_logprobs(batches, device))
+        return StepStats(float(local[0]), float(local[1]), len(batches), processes, statistics)
+
+    def _step_logprobs(self, batches: list[dict], device) -> torch.Tensor:
+        """The log-probability of every response token of the step, all processes' included, without gradients."""
+        parts = []
+        with torch.no_grad():
+            for batch in batches:
+                inputs = self._prepare_inputs({k: v for k, v in batch.items() if k != "labels" and k not in PER_SAMPLE_FIELDS})
+                logprobs, mask = token_logprobs(self.model_wrapped(**inputs).logits, batch["labels"].to(device))
+                parts.append(logprobs[mask])
+        local = torch.cat(parts)
+        if self.accelerator.num_processes == 1:
+            return local
+        padded = self.accelerator.pad_across_processes(local, dim=0, pad_index=float("nan"))
+        gathered = self.accelerator.gather(padded)
+        return gathered[~torch.isnan(gathered)]
 
     # Two per-step walks over every module, which the Trainer makes and which cost a LoRA model (~2,500 modules
     # with the adapters' containers) 45 ms of host time a step on an H100, against a 100 ms step of full
@@ -71,7 +124,17 @@ class MethodTrainer(Trainer):
         extras = {k: inputs.pop(k) for k in PER_SAMPLE_FIELDS if k in inputs}
         outputs = model(**inputs)
         logprobs, mask = token_logprobs(outputs.logits, labels)
-        loss = self.method.loss(logprobs, mask, model=model, batch=extras)
+        step = self.step_stats if model.training else None
+        if step is None:  # outside the training loop: the batch is its own step
+            loss = self.method.loss(logprobs, mask, model=model, batch=extras)
+        else:
+            terms = self.method.loss_terms(logprobs, mask, model=model, batch=extras, step=step.method)
+            loss = terms / max(step.count(self.method.unit), 1.0)
+            extra = self.method.step_loss(model)
+            if extra is not None:
+                loss = loss + extra / (step.micro_batches * step.processes)
+            # DDP and FSDP average gradients over processes; this process's share of the step's sum scales back up.
+            loss = loss * step.processes
         if model.training:
             self.tokens_seen += int(inputs["attention_mask"].sum())
         return (loss, outputs) if return_outputs else loss
