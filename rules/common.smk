@@ -3,7 +3,7 @@ import re
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs
+from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs, training_processes
 from forgetbench.evaluation.backend import resolve_backend
 from forgetbench.evaluation.tasks import eval_families
 from forgetbench.evaluation.vllm_env import check_vllm_environment
@@ -36,6 +36,11 @@ def gpus_of(model):
 
 def model_gpus(wildcards):
     return gpus_of(wildcards.model)
+
+
+def train_processes(wildcards):
+    """Processes of a training job: one per GPU under torchrun (training.processes overrides)."""
+    return training_processes(config, wildcards.model)
 
 
 # The evaluation backend of each model, fixed here from its jobs' GPUs: the DAG is often built on a login node

@@ -13,6 +13,7 @@ rule train_scaling:
     params:
         cell=scaling_cell_config,
         checkpoint_steps=lambda wc: list(SCALING_RUNS[(wc.model, wc.run)].steps),
+        processes=train_processes,
     log:
         f"{RESULTS}/logs/train_scaling/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}.log",
     benchmark:

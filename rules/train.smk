@@ -36,6 +36,7 @@ rule train:
         method=alternatives(TRAINED),
     params:
         cell=cell_config,
+        processes=train_processes,
     log:
         f"{RESULTS}/logs/train/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}.log",
     benchmark:

@@ -85,3 +85,65 @@ def test_micro_batch_means_would_differ_from_the_step_token_mean(data, tiny_mode
     step_mean = float(sums[:4].sum() / sum(counts[:4]))
     mean_of_means = float((sums[:2].sum() / sum(counts[:2]) + sums[2:4].sum() / sum(counts[2:4])) / 2)
     assert abs(step_mean - mean_of_means) > LOSS_RTOL * step_mean
+
+
+# --- several processes (torchrun, gloo on the CPU: the stand-in for GPUs) -------------------------------------
+
+PROCESS_METHODS = ["sft", "lora", "l2", "talr", "flow"]
+
+
+def run_processes(method: str, tiny_model_dir, data, out, processes: int, batch_size: int, strategy="auto"):
+    from forgetbench.training.launch import run as launch
+
+    cell = {"model": "tiny", "method": method, "hparams": get_method(method).validate_hparams(METHODS[method], "t"),
+            "lr": 1e-3, "seed": 0, "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
+            "training": {"max_steps": 2, "epochs": 1, "batch_size": batch_size, "grad_accum": 1, "max_seq_len": 256,
+                         "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
+                         "logging_steps": 1, "dtype": "float32", "resume_every": 0, "strategy": strategy}}
+    launch(dict(base_model=str(tiny_model_dir), train_jsonl=str(data / "train.jsonl"), out_model=str(out / "model"),
+                out_log=str(out / "log.jsonl"), out_run=str(out / "run.json"), cell=cell,
+                base_losses=str(data / "losses.jsonl")), processes, 2)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    weights_file = out / "model" / ("adapter_model.safetensors" if method == "lora" else "model.safetensors")
+    return log, load_file(weights_file), json.loads((out / "run.json").read_text())
+
+
+@pytest.mark.parametrize("method", PROCESS_METHODS)
+def test_two_processes_equal_one_with_the_same_effective_batch(method, tiny_model_dir, data, tmp_path):
+    one_log, one, one_run = run_processes(method, tiny_model_dir, data, tmp_path / "one", 1, batch_size=4)
+    two_log, two, two_run = run_processes(method, tiny_model_dir, data, tmp_path / "two", 2, batch_size=2)
+    assert [r["loss"] for r in two_log] == pytest.approx([r["loss"] for r in one_log], rel=LOSS_RTOL)
+    # every process's tokens are counted: the same tokens as one process saw
+    assert [r["tokens"] for r in two_log] == [r["tokens"] for r in one_log]
+    assert sorted(two) == sorted(one)
+    worst = max(float((two[k] - one[k]).abs().max()) for k in one)
+    assert worst <= WEIGHT_ATOL, worst
+    assert (two_run["processes"], two_run["effective_batch"], two_run["strategy"]) == (2, 4, "ddp")
+    assert two_run["distributed_type"] == "MULTI_CPU" and one_run["strategy"] == "none"
+    assert two_run["tokens_seen"] == one_run["tokens_seen"]
+
+
+def test_fsdp_without_gpus_is_refused_not_silently_replicated(tiny_model_dir, data, tmp_path):
+    with pytest.raises(RuntimeError, match="under torchrun .2 processes. failed"):
+        run_processes("sft", tiny_model_dir, data, tmp_path / "fsdp", 2, batch_size=2, strategy="fsdp")
+    assert not (tmp_path / "fsdp" / "run.json").exists()
+
+
+def test_l2_reference_is_sharded_like_the_model_under_fsdp(tiny_model_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    probe = str(REPO / "tests" / "l2_fsdp_probe.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name, launcher in (("one", []), ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"])):
+        done = subprocess.run([sys.executable, *launcher, probe, str(tiny_model_dir), str(tmp_path / f"{name}.json")],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert (one["sharded"], two["sharded"], two["reference_type"]) == (False, True, "DTensor")
+    assert one["penalties"][0] == two["penalties"][0] == 0.0
+    assert two["penalties"][1] == pytest.approx(one["penalties"][1], rel=1e-4) and one["penalties"][1] > 0
+    assert two["grads"] == pytest.approx(one["grads"], rel=1e-5)

@@ -205,6 +205,20 @@ def check_learning_rates(config: dict, where: str) -> None:
         seen[name] = lr
 
 
+def training_processes(config: dict, model: str) -> int:
+    """Processes of a model's training jobs: training.processes, else one per GPU of the job (at least 1)."""
+    gpus = config["models"][model].get("gpus", config.get("resources", {}).get("gpu", 0))
+    return config.get("training", {}).get("processes") or max(1, gpus)
+
+
+def check_training(config: dict, where: str) -> None:
+    for model, model_cfg in config["models"].items():
+        gpus = model_cfg.get("gpus", config.get("resources", {}).get("gpu", 0))
+        if config.get("training", {}).get("strategy") == "fsdp" and training_processes(config, model) > 1 and gpus == 0:
+            raise ConfigError(f"{where}: training.strategy: fsdp shards over GPUs only, and model {model}'s jobs have "
+                              f"none (accelerate would replicate it over the CPU processes); use ddp or auto")
+
+
 def check_config(config: dict, schema: dict, where: str = "config") -> None:
     find_unknown_keys(config, schema, where)
     check_learning_rates(config, where)
@@ -212,6 +226,7 @@ def check_config(config: dict, schema: dict, where: str = "config") -> None:
     check_methods(config, where)
     check_model_methods(config, where)
     check_scaling(config, where)
+    check_training(config, where)
     check_evaluation(config["evaluation"], where)
 
 

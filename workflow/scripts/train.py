@@ -1,5 +1,6 @@
 """Rules `train` and `train_scaling`: fine-tune one cell with transformers' Trainer and the method's loss
-(`train_scaling` also keeps checkpoints at the configured steps).
+(`train_scaling` also keeps checkpoints at the configured steps), in one process or, with several GPUs (or
+training.processes), in one process per GPU under torchrun (forgetbench.training.launch).
 
     snakemake --cores 2 results/default/smollm2-135m/sft/lr~2e-05/seed~0/run.json
 """
@@ -7,12 +8,9 @@
 from forgetbench.rule_log import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
-    import torch
+    from forgetbench.training.launch import run
 
-    from forgetbench.training.run import train_cell
-
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
-    train_cell(
+    spec = dict(
         base_model=snakemake.input.model,  # noqa: F821
         train_jsonl=snakemake.input.train,  # noqa: F821
         out_model=snakemake.output.model,  # noqa: F821
@@ -22,3 +20,4 @@ with log_to(snakemake.log[0]):  # noqa: F821
         base_losses=snakemake.input.get("base_losses"),  # noqa: F821
         checkpoint_steps=snakemake.params.get("checkpoint_steps"),  # noqa: F821
     )
+    run(spec, snakemake.params.processes, snakemake.threads)  # noqa: F821

@@ -67,6 +67,9 @@ class Method:
         for methods that need them. The trainer divides by the step's count of units."""
         return -(token_logprobs * mask.to(token_logprobs.dtype)).sum()
 
+    def on_step_start(self, model) -> None:
+        """Called by the trainer before each optimizer step's forward passes, with the (wrapped) model."""
+
     def step_loss(self, model) -> torch.Tensor | None:
         """A term added once per optimizer step, not per unit (L2's penalty); None for most methods."""
         return None

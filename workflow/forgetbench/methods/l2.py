@@ -3,7 +3,8 @@ Lin et al., 2025:
 
     L = L_SFT + λ · Σ_params ‖θ − θ₀‖²
 
-L_SFT is the token mean over the optimizer step's response tokens; the penalty counts once per step.
+L_SFT is the token mean over the optimizer step's response tokens; the penalty counts once per step. Under
+FSDP θ₀ is sharded like the model (each process holds its shard of the copy).
 
 θ₀ is one frozen copy of the trainable parameters, taken once before training on the model's own device; the
 penalty is 0 at step 0. [confirm] the paper's λ (sweep 1e-4 … 1e-1).
@@ -27,12 +28,36 @@ class L2(Method):
         self.reference = [p.detach().clone() for p in self.params]
         return model
 
+    def on_step_start(self, model) -> None:
+        """FSDP replaces each parameter by a sharded one (a DTensor) when training starts: θ₀ is sharded the same
+        way, each process keeping its shard of the copy taken before (so a resumed run keeps the true θ₀).
+        Called before the step's forward passes, while every parameter is sharded: during a forward FSDP puts
+        gathered full tensors in some modules' places."""
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        live = [p for p in model.parameters() if p.requires_grad]
+        # fully_shard may keep the Parameter objects and turn them into DTensors in place, or replace them
+        if (len(live) == len(self.params) and all(a is b for a, b in zip(live, self.params))
+                and all(isinstance(p, DTensor) == isinstance(r, DTensor) for p, r in zip(live, self.reference))):
+            return
+        if len(live) != len(self.reference):
+            raise RuntimeError(f"l2: the model has {len(live)} trainable tensors, θ₀ {len(self.reference)}")
+
+        self.reference = [
+            distribute_tensor(ref.to(p.device_mesh.device_type), p.device_mesh, p.placements)
+            if isinstance(p, DTensor) and not isinstance(ref, DTensor) else ref
+            for p, ref in zip(live, self.reference)
+        ]
+        self.params = live
+
     def penalty(self) -> torch.Tensor:
         import torch
 
         # Multi-tensor (foreach) kernels: a few launches per step instead of three per parameter tensor, which
         # made l2 0.69x of sft's throughput on a GPU. The norm's gradient at θ = θ₀ is 0, not NaN.
-        return torch.stack(torch._foreach_norm(torch._foreach_sub(self.params, self.reference))).pow(2).sum()
+        penalty = torch.stack(torch._foreach_norm(torch._foreach_sub(self.params, self.reference))).pow(2).sum()
+        # Sharded (FSDP): the sum over every process's shard, the same value on each.
+        return penalty.full_tensor() if hasattr(penalty, "full_tensor") else penalty
 
     # Denominator: the step's response tokens for the cross-entropy; the penalty counts once per step.
     def step_loss(self, model):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,8 +22,44 @@ from forgetbench.training.tokenize import encode_dataset, uses_chat_template
 from forgetbench.training.trainer import MethodTrainer, ProgressLog, SaveAtSteps
 
 
-def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -> TrainingArguments:
+def world() -> tuple[int, int, int]:
+    """(rank, local rank, number of processes) of this training process (torchrun's variables; 0, 0, 1 alone)."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+
+STRATEGIES = ("auto", "ddp", "fsdp")
+
+
+def sharding_strategy(requested: str, method, processes: int, gpus: bool) -> str:
+    """How the processes of a run share the model: 'none' for one process. `auto` shards the weights, gradients
+    and optimizer state over GPUs (FSDP full sharding) for full-parameter methods and replicates a LoRA model
+    (DDP: its frozen base needs no optimizer state and the adapters are small). accelerate shards only over
+    GPUs: processes on a CPU (the tests' stand-in for GPUs) replicate the model, so `auto` is DDP there and
+    `fsdp` is refused rather than silently replicated."""
+    if requested not in STRATEGIES:
+        raise ValueError(f"training.strategy: '{requested}' is not one of {', '.join(STRATEGIES)}")
+    if processes <= 1:
+        return "none"
+    if requested == "fsdp" and not gpus:
+        raise ValueError("training.strategy: fsdp shards over GPUs only (accelerate replicates the model over CPU "
+                         "processes); use ddp or auto without GPUs")
+    if requested == "auto":
+        return "fsdp" if gpus and method.name != "lora" else "ddp"
+    return requested
+
+
+def fsdp_arguments(model) -> dict:
+    """TrainingArguments for FSDP2 full sharding, one unit per decoder layer (the model's no-split modules)."""
+    layers = list(getattr(model, "_no_split_modules", None) or [])
+    if not layers:
+        raise ValueError(f"{type(model).__name__} names no decoder layer class (_no_split_modules): cannot shard it with FSDP")
+    return {"fsdp": True, "fsdp_config": {"version": 2, "transformer_layer_cls_to_wrap": layers,
+                                                  "reshard_after_forward": True}}
+
+
+def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str, sharding: dict | None = None) -> TrainingArguments:
     resume_every = train_cfg.get("resume_every") or 0
+    _, _, processes = world()
     return TrainingArguments(
         output_dir=output_dir,
         learning_rate=lr,
@@ -48,6 +86,9 @@ def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str) -
         bf16=train_cfg["dtype"] == "bfloat16",
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        # One process per GPU under torchrun; gloo where the processes share a CPU (the tests' stand-in for GPUs).
+        ddp_backend=("gloo" if not torch.cuda.is_available() else None) if processes > 1 else None,
+        **(sharding or {}),
     )
 
 
@@ -72,6 +113,22 @@ def resume_checkpoint(resume_dir: Path, cell: dict) -> str | None:
     steps = sorted(resume_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     complete = [p for p in steps if (p / "trainer_state.json").exists() and (p / "progress.json").exists()]
     return str(complete[-1]) if complete else None
+
+
+def _broadcast(value, processes: int):
+    """Process 0's `value` on every process (the resume checkpoint it chose)."""
+    if processes <= 1:
+        return value
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        # Before the Trainer starts: accelerate's state sets the process group up (gloo on a CPU).
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, out_run: str, cell: dict,
@@ -100,42 +157,66 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
             raise ValueError(f"method '{cell['method']}' needs the base model's sample losses (base_losses)")
         attach_sample_weights(examples, ids, base_losses, method.hparams.get("tau"))
 
+    rank, local_rank, processes = world()
+    main = rank == 0
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     # Onto the device the Trainer trains on before the method sees the model: a method that keeps a copy of the
     # weights (L2's θ₀) must take it there, since the Trainer's later model.to(cuda) would leave it on the CPU.
-    model = model.to("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(torch.device("cuda", local_rank) if torch.cuda.is_available() else "cpu")
     model = method.prepare_model(model, seed=cell["seed"])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    print(f"method {cell['method']}: {trainable:,} of {total:,} parameters train", flush=True)
+    strategy = sharding_strategy(train_cfg.get("strategy", "auto"), method, processes, torch.cuda.is_available())
+    effective_batch = train_cfg["batch_size"] * train_cfg["grad_accum"] * processes
+    if main:
+        print(f"method {cell['method']}: {trainable:,} of {total:,} parameters train", flush=True)
+        print(f"effective batch {effective_batch} = {train_cfg['batch_size']} per process x {train_cfg['grad_accum']} "
+              f"accumulated x {processes} process{'es' if processes > 1 else ''}"
+              + (f", {strategy.upper()}" if processes > 1 else ""), flush=True)
 
     # Beside the outputs, not among them: Snakemake deletes the outputs of a killed job, not this folder.
     resume_dir = Path(out_model).parent / "resume"
     resume_from = None
     if train_cfg.get("resume_every"):
-        resume_from = resume_checkpoint(resume_dir, cell)
-        resume_dir.mkdir(parents=True, exist_ok=True)
-        write_json(resume_dir / "cell.json", cell)
-    with atomic_directory(out_model) as model_dir, atomic_path(out_log) as log_tmp:
+        if main:
+            resume_from = resume_checkpoint(resume_dir, cell)
+            resume_dir.mkdir(parents=True, exist_ok=True)
+            write_json(resume_dir / "cell.json", cell)
+        resume_from = _broadcast(resume_from, processes)
+    # Process 0 writes the outputs; the others train into a private folder that is thrown away.
+    with ((atomic_directory(out_model) if main else tempfile.TemporaryDirectory(prefix="forgetbench-rank-")) as model_dir,
+          (atomic_path(out_log) if main else tempfile.NamedTemporaryFile(suffix=".jsonl")) as log_tmp):
+        model_dir = Path(model_dir)
+        log_tmp = log_tmp if main else log_tmp.name
         trainer = MethodTrainer(
             model=model,
-            args=training_arguments(train_cfg, cell["lr"], cell["seed"], str(resume_dir)),
+            args=training_arguments(train_cfg, cell["lr"], cell["seed"], str(resume_dir),
+                                    fsdp_arguments(model) if strategy == "fsdp" else None),
             train_dataset=examples,
             data_collator=Collator(tokenizer),
             method=method,
         )
-        progress = ProgressLog(trainer, log_tmp)
+        progress = ProgressLog(trainer, log_tmp, main=main)
         if resume_from:
             progress.restore(Path(resume_from))
             print(f"resuming from {resume_from} (step {progress.restored_step})", flush=True)
         trainer.add_callback(progress)
         if checkpoint_steps:
-            trainer.add_callback(SaveAtSteps(checkpoint_steps, model_dir, tokenizer))
+            trainer.add_callback(SaveAtSteps(checkpoint_steps, model_dir, tokenizer, main=main))
+        if strategy == "fsdp" and not trainer.is_fsdp_enabled:
+            raise RuntimeError("training.strategy fsdp: accelerate did not enable FSDP; refusing to train replicated")
         result = trainer.train(resume_from_checkpoint=resume_from)
         progress.file.close()
-        # A LoRA model saves only its adapter (adapter_config.json marks it); full fine-tuning saves all weights.
-        trainer.model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
+        tokens_seen = sum(progress.tokens_per_process())
+        # Sharded weights are gathered into one full state dict (a collective: every process takes part).
+        state = trainer.accelerator.get_state_dict(trainer.model_wrapped) if strategy == "fsdp" else None
+        if main:
+            # A LoRA model saves only its adapter (adapter_config.json marks it); full fine-tuning all weights.
+            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(model_dir, state_dict=state)
+            tokenizer.save_pretrained(model_dir)
+        trainer.accelerator.wait_for_everyone()
+    if not main:
+        return {}
 
     shutil.rmtree(resume_dir, ignore_errors=True)  # the run is complete: nothing left to resume
     log = [json.loads(line) for line in Path(out_log).read_text().splitlines()]
@@ -150,8 +231,12 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         "trainable_params": trainable,
         "total_params": total,
         "train_seconds": round(time.time() - started, 1),
-        "tokens_seen": trainer.tokens_seen,
+        "tokens_seen": tokens_seen,
         "threads": torch.get_num_threads(),
+        "processes": processes,
+        "effective_batch": effective_batch,
+        "strategy": strategy,
+        "distributed_type": str(trainer.accelerator.distributed_type.value),
     }
     write_json(out_run, {**summary, **provenance(cell)})
     return summary

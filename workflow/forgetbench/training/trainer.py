@@ -61,12 +61,6 @@ class MethodTrainer(Trainer):
         self.flops_per_token = None
         self.step_stats: StepStats | None = None
 
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        if batch_samples:
-            self.step_stats = self._step_stats(batch_samples, device)
-        return batch_samples, num_items_in_batch
-
     def _step_stats(self, batches: list[dict], device) -> StepStats:
         # Response tokens as token_logprobs counts them: the targets of positions 1.. (labels shifted by one).
         local = torch.tensor([float(sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)),
@@ -97,6 +91,13 @@ class MethodTrainer(Trainer):
     # Two per-step walks over every module, which the Trainer makes and which cost a LoRA model (~2,500 modules
     # with the adapters' containers) 45 ms of host time a step on an H100, against a 100 ms step of full
     # fine-tuning of the same 135M model (benchmarks/train_throughput.py --profile); both are done once instead.
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if batch_samples:
+            self.method.on_step_start(self.model_wrapped)
+            self.step_stats = self._step_stats(batch_samples, device)
+        return batch_samples, num_items_in_batch
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # Trainer.training_step calls model.train() every step, which sets `training` on every module. Nothing
@@ -164,23 +165,40 @@ def spikes(record: dict, history: list[dict]) -> list[str]:
 
 class ProgressLog(TrainerCallback):
     """One JSONL record and one human line per logging step: loss, LR, grad norm, tokens/s and time left,
-    so that a slow run can be told from a stuck one. A loss or gradient norm spike is flagged in both."""
+    so that a slow run can be told from a stuck one. A loss or gradient norm spike is flagged in both. With
+    several processes every one of them calls it (the token counts are summed over processes), and only
+    process 0 (`main`) writes and prints."""
 
-    def __init__(self, trainer: MethodTrainer, jsonl_path, stream=sys.stderr):
+    def __init__(self, trainer: MethodTrainer, jsonl_path, stream=sys.stderr, main: bool = True):
         self.trainer = trainer
         self.file = open(jsonl_path, "w", encoding="utf-8")
         self.stream = stream
+        self.main = main
         self.start = self.last_time = time.monotonic()
         self.last_tokens = 0
         self.diverged = None
         self.restored_step = 0
         self.records = []
 
+    def say(self, text: str) -> None:
+        if self.main:
+            print(text, file=self.stream, flush=True)
+
+    def tokens_per_process(self) -> list[int]:
+        """Every process's count of tokens seen (a collective when there are several)."""
+        accelerator = self.trainer.accelerator
+        if accelerator.num_processes == 1:
+            return [self.trainer.tokens_seen]
+        counts = accelerator.gather(torch.tensor([self.trainer.tokens_seen], device=self.trainer.args.device))
+        return [int(c) for c in counts.tolist()]
+
     def restore(self, checkpoint) -> None:
         """Continue the log and the token count of a run resumed from `checkpoint` (saved by on_save)."""
         saved = json.loads((checkpoint / "progress.json").read_text())
         self.records = saved["records"]
-        self.trainer.tokens_seen = self.last_tokens = saved["tokens_seen"]
+        rank = self.trainer.accelerator.process_index
+        self.trainer.tokens_seen = saved["tokens_per_process"][rank]
+        self.last_tokens = sum(saved["tokens_per_process"])
         self.restored_step = saved["step"]
         self.start -= saved["elapsed_s"]
         for record in self.records:
@@ -189,8 +207,11 @@ class ProgressLog(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         # The Trainer has just written checkpoint-<step>: the log so far goes with it, for a resumed run.
+        per_process = self.tokens_per_process()
+        if not self.main:
+            return
         checkpoint = f"{args.output_dir}/checkpoint-{state.global_step}"
-        saved = {"step": state.global_step, "tokens_seen": self.trainer.tokens_seen, "records": self.records,
+        saved = {"step": state.global_step, "tokens_per_process": per_process, "records": self.records,
                  "elapsed_s": time.monotonic() - self.start}
         with open(f"{checkpoint}/progress.json", "w", encoding="utf-8") as f:
             json.dump(saved, f)
@@ -198,8 +219,8 @@ class ProgressLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:
             return
+        tokens = sum(self.tokens_per_process())
         now = time.monotonic()
-        tokens = self.trainer.tokens_seen
         rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
         self.last_time, self.last_tokens = now, tokens
         elapsed = now - self.start
@@ -218,26 +239,23 @@ class ProgressLog(TrainerCallback):
         spiked = spikes(record, self.records)
         if spiked:
             record["spike"] = spiked
-            print(f"SPIKE at step {state.global_step}: {', '.join(f'{k} {record[k]:.4g}' for k in spiked)} "
-                  f"(over {SPIKE_FACTOR:g}x the median of the steps before)", file=self.stream, flush=True)
+            self.say(f"SPIKE at step {state.global_step}: {', '.join(f'{k} {record[k]:.4g}' for k in spiked)} "
+                     f"(over {SPIKE_FACTOR:g}x the median of the steps before)")
         self.records.append(record)
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         loss = logs["loss"]
-        print(
+        self.say(
             f"step {state.global_step}/{state.max_steps} loss {loss:.4f} lr {logs.get('learning_rate', 0):.3g} "
             f"grad_norm {logs.get('grad_norm', float('nan')):.3g} {rate:.0f} tok/s "
-            f"elapsed {elapsed:.0f}s left ~{eta:.0f}s",
-            file=self.stream,
-            flush=True,
+            f"elapsed {elapsed:.0f}s left ~{eta:.0f}s"
         )
         grad_norm = logs.get("grad_norm")
         if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
             # Stop the cell, not the sweep: the run is recorded as diverged and the tables show it.
             self.diverged = {"step": state.global_step, "loss": loss, "grad_norm": grad_norm}
             control.should_training_stop = True
-            print(f"DIVERGED: loss {loss}, grad norm {grad_norm} at step {state.global_step}; this cell stops",
-                  file=self.stream, flush=True)
+            self.say(f"DIVERGED: loss {loss}, grad norm {grad_norm} at step {state.global_step}; this cell stops")
 
     def on_train_end(self, args, state, control, **kwargs):
         self.file.close()
@@ -247,11 +265,11 @@ class SaveAtSteps(TrainerCallback):
     """Save the weights (a LoRA adapter, or the full model) at the given update steps, for the scaling study:
     each checkpoint is evaluated without retraining. No optimizer state: these are for evaluation only."""
 
-    def __init__(self, steps, out_dir, tokenizer):
-        self.steps, self.out_dir, self.tokenizer = set(steps), out_dir, tokenizer
+    def __init__(self, steps, out_dir, tokenizer, main: bool = True):
+        self.steps, self.out_dir, self.tokenizer, self.main = set(steps), out_dir, tokenizer, main
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step in self.steps:
+        if state.global_step in self.steps and self.main:
             with atomic_directory(f"{self.out_dir}/step~{state.global_step}") as tmp:
                 model.save_pretrained(tmp)
                 self.tokenizer.save_pretrained(tmp)
