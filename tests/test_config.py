@@ -230,3 +230,22 @@ def test_a_gguf_file_that_is_not_gguf_is_named(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match=r"fake_gguf_model/model.gguf: not a GGUF file \(its first bytes are not 'GGUF'\)"):
         package_gguf_path("fake_gguf_model")
+
+
+def test_training_processes_follow_the_models_gpus(config):
+    from forgetbench.config import training_processes
+
+    config["models"]["smollm2-135m"]["gpus"] = 4
+    assert training_processes(config, "smollm2-135m") == 4
+    assert training_processes(config, "gemma3-270m") == 1  # resources.gpu 0: one process
+    config["training"]["processes"] = 2
+    assert training_processes(config, "gemma3-270m") == 2 == training_processes(config, "smollm2-135m")
+
+
+def test_fsdp_without_gpus_is_refused_when_the_config_is_parsed(config):
+    config["training"].update(strategy="fsdp", processes=2)
+    with pytest.raises(ConfigError, match="config.yaml: training.strategy: fsdp shards over GPUs only, and model "
+                                          "smollm2-135m's jobs have none"):
+        full_check(copy.deepcopy(config))
+    config["resources"]["gpu"] = 2
+    assert full_check(config)["training"]["strategy"] == "fsdp"  # with GPUs FSDP is allowed
