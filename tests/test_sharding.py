@@ -151,3 +151,16 @@ def test_l2_reference_is_sharded_like_the_model_under_fsdp(tiny_model_dir, tmp_p
     assert one["penalties"][0] == two["penalties"][0] == 0.0
     assert two["penalties"][1] == pytest.approx(one["penalties"][1], rel=1e-4) and one["penalties"][1] > 0
     assert two["grads"] == pytest.approx(one["grads"], rel=1e-5)
+
+
+def test_a_job_that_asked_for_gpus_and_sees_fewer_fails_in_one_line(monkeypatch):
+    from forgetbench.devices import check_visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(RuntimeError, match=r"^rule train \(x/run.json\): asked for 2 GPUs but sees 0 "
+                                           r"\(CUDA_VISIBLE_DEVICES=\); not falling back to the CPU$"):
+        check_visible_gpus(2, "rule train (x/run.json)")
+    with pytest.raises(RuntimeError, match="asked for 4 GPUs but sees 2"):
+        check_visible_gpus(4, "rule train", visible=2)
+    check_visible_gpus(2, "rule train", visible=2)
+    check_visible_gpus(0, "rule train")  # a CPU job asks for none

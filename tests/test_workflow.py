@@ -423,3 +423,22 @@ def test_a_run_killed_anywhere_resumes_and_ends_as_an_uninterrupted_one(tmp_path
     assert losses[0] == losses[1] and len(losses[0]) == 6
     tables = [pd.read_csv(root / "results" / "smoke" / "tables" / "tradeoff.csv") for root in (killed, straight)]
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_a_training_job_that_sees_fewer_gpus_than_it_asked_for_fails_and_says_so(tmp_path, tiny_model_dir):
+    config = yaml.safe_load(smoke_config(tmp_path, tiny_model_dir).read_text())
+    config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
+    config["methods"] = {"sft": {}}
+    config["resources"]["gpu"] = 1
+    config["evaluation"]["backend"] = "hf"  # no vLLM needed: the training job is what is checked
+    del config["scaling"]
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    target = "results/smoke/tiny-chat/sft/lr~0.001/seed~0/run.json"
+    result = snakemake("--cores", "2", "--snakefile", str(REPO / "Snakefile"), f"--configfile={path}",
+                       "--directory", str(tmp_path), target, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode != 0
+    log = (tmp_path / "results/smoke/logs/train/tiny-chat/sft/lr~0.001/seed~0.log").read_text()
+    assert ("RuntimeError: rule train (results/smoke/tiny-chat/sft/lr~0.001/seed~0/run.json): asked for 1 GPU but "
+            "sees 0 (CUDA_VISIBLE_DEVICES=); not falling back to the CPU") in log
+    assert not (tmp_path / target).exists()

@@ -46,10 +46,15 @@ with log_to(snakemake.log[0]):  # noqa: F821
         cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
                                data_files=[domain_test], tasks=tasks, **options)
         python, env = evaluation_process(job["backend"], snakemake.threads, job["gpus"])  # noqa: F821
-        if python is None:
+        if python is None:  # transformers, here: on the job's GPUs, which it must see (vLLM's process checks its own)
             import torch
 
+            from forgetbench.devices import check_visible_gpus, job_device
+
+            check_visible_gpus(job["gpus"], f"rule evaluate ({snakemake.output[0]})")  # noqa: F821
             torch.set_num_threads(snakemake.threads)  # noqa: F821
         kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=tasks, adapter_dir=adapter_dir,  # noqa: F821
                       domain_test_path=domain_test, cache=str(cache), **options)
+        if python is None:
+            kwargs["device"] = job_device(job["gpus"])
         run({"kwargs": kwargs, "extra": extra, "provenance": cell}, python, env)

@@ -40,5 +40,10 @@ with log_to(snakemake.log[0]):  # noqa: F821
                   domain_test_path=inputs.domain_test, domain_format=params.domain_format,
                   chat_template=params.chat_template)
     python, env = evaluation_process(params.backend, snakemake.threads, params.gpus)  # noqa: F821
+    if python is None:  # transformers, here: on the job's GPUs, which it must see (vLLM's process checks its own)
+        from forgetbench.devices import check_visible_gpus, job_device
+
+        check_visible_gpus(params.gpus, f"rule {snakemake.rule} ({snakemake.output[0]})")  # noqa: F821
+        kwargs["device"] = job_device(params.gpus)
     run({"kwargs": kwargs, "extra": {"cell": identity, "ft_loss": ft_loss}, "provenance": {**identity, "evaluation": settings}},
         python, env)

@@ -20,4 +20,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         base_losses=snakemake.input.get("base_losses"),  # noqa: F821
         checkpoint_steps=snakemake.params.get("checkpoint_steps"),  # noqa: F821
     )
-    run(spec, snakemake.params.processes, snakemake.threads)  # noqa: F821
+    job = f"rule {snakemake.rule} ({snakemake.output.run})"  # noqa: F821
+    run(spec, snakemake.params.processes, snakemake.threads, gpus=snakemake.resources.get("gpu", 0), job=job)  # noqa: F821

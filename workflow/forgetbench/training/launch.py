@@ -17,10 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from forgetbench.devices import check_visible_gpus
 
-def run(spec: dict, processes: int, threads: int) -> dict | None:
+
+def run(spec: dict, processes: int, threads: int, gpus: int = 0, job: str = "training") -> dict | None:
     """Train `spec` in this process (`processes` 1, returns train_cell's summary) or in `processes` processes
-    under torchrun (returns None: the summary is in the run.json process 0 wrote)."""
+    under torchrun (returns None: the summary is in the run.json process 0 wrote). `gpus` is what the job
+    asked for; fewer visible GPUs fail the job before anything loads."""
+    check_visible_gpus(gpus, job)
     if processes <= 1:
         import torch
 
