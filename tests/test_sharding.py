@@ -164,3 +164,64 @@ def test_a_job_that_asked_for_gpus_and_sees_fewer_fails_in_one_line(monkeypatch)
         check_visible_gpus(4, "rule train", visible=2)
     check_visible_gpus(2, "rule train", visible=2)
     check_visible_gpus(0, "rule train")  # a CPU job asks for none
+
+
+CRASH_AFTER_STEP_2 = '''
+# Loaded at start-up by every process of the killed run (PYTHONPATH): each one dies hard right after the
+# checkpoint of step 2 is complete, as a preempted node would.
+import os
+
+from forgetbench.training.trainer import ProgressLog
+
+_original = ProgressLog.on_save
+
+
+def _crash(self, args, state, control, **kwargs):
+    _original(self, args, state, control, **kwargs)
+    if state.global_step == 2:
+        os._exit(9)
+
+
+ProgressLog.on_save = _crash
+'''
+
+
+def test_a_killed_two_process_run_resumes_and_ends_as_an_uninterrupted_one(tiny_model_dir, data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def launch(name: str, extra_path: str | None = None):
+        out = tmp_path / name
+        cell = {"model": "tiny", "method": "sft", "hparams": {}, "lr": 1e-3, "seed": 0,
+                "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
+                "training": {"max_steps": 4, "epochs": 1, "batch_size": 2, "grad_accum": 1, "max_seq_len": 256,
+                             "lr_scheduler": "cosine", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
+                             "logging_steps": 1, "dtype": "float32", "resume_every": 1, "strategy": "auto"}}
+        spec = dict(base_model=str(tiny_model_dir), train_jsonl=str(data / "train.jsonl"), out_model=str(out / "model"),
+                    out_log=str(out / "log.jsonl"), out_run=str(out / "run.json"), cell=cell)
+        code = ("import json, sys; from forgetbench.training.launch import run; "
+                "run(json.loads(sys.argv[1]), 2, 2)")
+        path = os.pathsep.join(filter(None, [extra_path, os.environ.get("PYTHONPATH")]))
+        return out, subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
+                                   env={**os.environ, "PYTHONPATH": path}, timeout=600)
+
+    straight, done = launch("straight")
+    assert done.returncode == 0, done.stderr[-3000:]
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASH_AFTER_STEP_2)
+    killed, done = launch("killed", str(hook))
+    assert done.returncode != 0 and not (killed / "run.json").exists()
+    assert [p.name for p in (killed / "resume").glob("checkpoint-*")] == ["checkpoint-2"]
+    resumed, done = launch("killed")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from" in done.stdout + done.stderr
+
+    log, reference = ([json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()] for d in (resumed, straight))
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in reference], rel=LOSS_RTOL)
+    assert [r["tokens"] for r in log] == [r["tokens"] for r in reference]
+    a, b = (load_file(d / "model" / "model.safetensors") for d in (resumed, straight))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= WEIGHT_ATOL
+    assert not (resumed / "resume").exists()
