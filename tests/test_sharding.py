@@ -225,3 +225,28 @@ def test_a_killed_two_process_run_resumes_and_ends_as_an_uninterrupted_one(tiny_
     a, b = (load_file(d / "model" / "model.safetensors") for d in (resumed, straight))
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= WEIGHT_ATOL
     assert not (resumed / "resume").exists()
+
+
+@pytest.mark.parametrize("method", ["sft", "lora"])
+def test_gradient_checkpointing_changes_nothing_but_memory(method, tiny_model_dir, data, tmp_path):
+    from forgetbench.training.run import train_cell
+
+    results = {}
+    for checkpointing in (False, True):
+        out = tmp_path / str(checkpointing)
+        cell = {"model": "tiny", "method": method, "hparams": get_method(method).validate_hparams(METHODS[method], "t"),
+                "lr": 1e-3, "seed": 0, "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
+                "training": {"max_steps": 2, "epochs": 1, "batch_size": 4, "grad_accum": 1, "max_seq_len": 256,
+                             "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
+                             "logging_steps": 1, "dtype": "float32", "resume_every": 0,
+                             "gradient_checkpointing": checkpointing}}
+        train_cell(str(tiny_model_dir), str(data / "train.jsonl"), str(out / "model"), str(out / "log.jsonl"),
+                   str(out / "run.json"), cell)
+        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+        assert json.loads((out / "run.json").read_text())["gradient_checkpointing"] is checkpointing
+        results[checkpointing] = ([(r["loss"], r["grad_norm"]) for r in log], load_file(out / "model" / name))
+    (plain_log, plain), (ckpt_log, ckpt) = results[False], results[True]
+    assert [x for p in ckpt_log for x in p] == pytest.approx([x for p in plain_log for x in p], rel=LOSS_RTOL)
+    assert ckpt_log[0][1] > 0  # gradients reached the trainable weights through the recomputed blocks
+    assert max(float((ckpt[k] - plain[k]).abs().max()) for k in plain) <= WEIGHT_ATOL

@@ -226,3 +226,21 @@ def test_the_per_step_shortcuts_keep_training_mode_and_the_trainers_flop_count(t
     expected = Trainer.floating_point_ops(trainer, batch)
     assert expected > 0 and trainer.floating_point_ops(batch) == expected
     assert trainer.flops_per_token == 6 * model.num_parameters(exclude_embeddings=True)
+
+
+def test_token_logprobs_in_chunks_equal_one_pass(monkeypatch):
+    import forgetbench.training.trainer as trainer_mod
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 11, 17, requires_grad=True)
+    labels = torch.randint(0, 17, (3, 11))
+    labels[:, :4] = IGNORE_INDEX
+    whole, mask = token_logprobs(logits, labels)
+    monkeypatch.setattr(trainer_mod, "LOGPROB_CHUNK", 3)  # 10 positions: chunks of 3, 3, 3, 1
+    chunked, chunked_mask = trainer_mod.token_logprobs(logits, labels)
+    assert torch.equal(mask, chunked_mask)
+    assert torch.allclose(whole, chunked, atol=1e-6)
+    expected = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp_min(0)[..., None]).squeeze(-1)
+    assert torch.allclose(chunked, expected * mask, atol=1e-5)
+    chunked.sum().backward()  # gradients flow through every chunk
+    assert logits.grad[:, :-1].abs().sum() > 0 and logits.grad[:, -1].abs().sum() == 0

@@ -88,6 +88,9 @@ def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str, s
         remove_unused_columns=False,
         # One process per GPU under torchrun; gloo where the processes share a CPU (the tests' stand-in for GPUs).
         ddp_backend=("gloo" if not torch.cuda.is_available() else None) if processes > 1 else None,
+        # Non-reentrant checkpointing: it needs no input that requires grad, so it works with LoRA's frozen base.
+        activation_checkpointing=bool(train_cfg.get("gradient_checkpointing")),
+        activation_checkpointing_kwargs={"use_reentrant": False} if train_cfg.get("gradient_checkpointing") else None,
         **(sharding or {}),
     )
 
@@ -236,6 +239,7 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         "processes": processes,
         "effective_batch": effective_batch,
         "strategy": strategy,
+        "gradient_checkpointing": bool(getattr(trainer.accelerator.unwrap_model(trainer.model), "is_activation_checkpointing", False)),
         "distributed_type": str(trainer.accelerator.distributed_type.value),
     }
     write_json(out_run, {**summary, **provenance(cell)})

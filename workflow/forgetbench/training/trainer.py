@@ -18,15 +18,25 @@ from forgetbench.training.collate import PER_SAMPLE_FIELDS
 from forgetbench.training.tokenize import IGNORE_INDEX
 
 
+LOGPROB_CHUNK = 256  # sequence positions per cross-entropy call
+
+
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(y_t | y_<t) of each target token `[batch, seq-1]` and the response mask, from next-token logits."""
-    logits = logits[:, :-1, :].float()
+    """log p(y_t | y_<t) of each target token `[batch, seq-1]` and the response mask, from next-token logits.
+
+    The methods need only the target tokens' log-probabilities, so they are taken a chunk of positions at a
+    time: the float32 copy of the shifted logits (the reshape of a slice copies) is never a second
+    `[batch, seq, vocab]` tensor, only `[batch, chunk, vocab]`."""
     targets = labels[:, 1:]
     mask = targets != IGNORE_INDEX
-    # cross_entropy on the flattened view never materialises a second [batch, seq, vocab] tensor of log-softmax.
-    nll = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), targets.clamp_min(0).reshape(-1), reduction="none"
-    ).view_as(targets)
+    vocab = logits.size(-1)
+    parts = []
+    for start in range(0, targets.size(1), LOGPROB_CHUNK):
+        stop = min(start + LOGPROB_CHUNK, targets.size(1))
+        chunk = logits[:, start:stop, :].float()
+        parts.append(F.cross_entropy(chunk.reshape(-1, vocab), targets[:, start:stop].clamp_min(0).reshape(-1),
+                                     reduction="none").view(targets.size(0), stop - start))
+    nll = torch.cat(parts, dim=1) if parts else logits.new_zeros(targets.shape, dtype=torch.float32)
     return -nll * mask, mask
 
 
