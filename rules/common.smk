@@ -3,7 +3,7 @@ import re
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from forgetbench.config import cells, check_config, format_lr, method_folders, scaling_runs, training_processes
+from forgetbench.config import cells, check_config, format_lr, job_gpus, method_folders, scaling_runs, training_processes
 from forgetbench.evaluation.backend import resolve_backend
 from forgetbench.evaluation.tasks import eval_families
 from forgetbench.evaluation.vllm_env import check_vllm_environment
@@ -29,13 +29,9 @@ SCALING_TASKS = {
 ENV = "../envs/forgetbench.yaml"
 
 
-def gpus_of(model):
-    """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
-    return config["models"][model].get("gpus", config["resources"]["gpu"])
-
-
 def model_gpus(wildcards):
-    return gpus_of(wildcards.model)
+    """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
+    return job_gpus(config, wildcards.model)
 
 
 def train_processes(wildcards):
@@ -45,7 +41,7 @@ def train_processes(wildcards):
 
 # The evaluation backend of each model, fixed here from its jobs' GPUs: the DAG is often built on a login node
 # without GPUs, so `auto` cannot look at the machine (forgetbench.evaluation.backend).
-EVAL_BACKEND = {m: resolve_backend(config["evaluation"]["backend"], gpus_of(m)) for m in config["models"]}
+EVAL_BACKEND = {m: resolve_backend(config["evaluation"]["backend"], job_gpus(config, m)) for m in config["models"]}
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 VLLM_MODELS = [m for m, backend in EVAL_BACKEND.items() if backend == "vllm"]
 if VLLM_MODELS and not USE_CONDA:  # under --use-conda Snakemake builds the environment itself
@@ -57,7 +53,7 @@ def eval_env(wildcards):
     without) or the main one."""
     if EVAL_BACKEND[wildcards.model] == "hf":
         return ENV
-    return "../envs/vllm-cuda.yaml" if gpus_of(wildcards.model) > 0 else "../envs/vllm.yaml"
+    return "../envs/vllm-cuda.yaml" if model_gpus(wildcards) > 0 else "../envs/vllm.yaml"
 
 
 def alternatives(names):

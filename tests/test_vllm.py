@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from forgetbench.evaluation.job import run
-from forgetbench.evaluation.vllm_env import INSTALL_COMMAND, process_env, vllm_python
+from forgetbench.evaluation.vllm_env import INSTALL_COMMAND, vllm_python
 
 TASKS = {
     "arc_easy": {"limit": 24},
@@ -59,15 +59,16 @@ def domain_test(tmp_path_factory):
 
 
 def evaluate_with(backend: str, model_dir, out_dir: Path, tasks: dict, domain_test, adapter_dir=None):
-    """(results JSON, item records) of one evaluation, run as the workflow runs it: HF in this process,
-    vLLM in the vLLM environment's interpreter."""
-    python = require_vllm_environment() if backend == "vllm" else None
+    """(results JSON, item records) of one evaluation, run as the workflow's jobs run it (CPU, 2 threads): HF in
+    this process, vLLM in the vLLM environment's interpreter."""
+    if backend == "vllm":
+        require_vllm_environment()
     out_dir.mkdir(parents=True, exist_ok=True)
     kwargs = dict(model_dir=str(model_dir), out_json=str(out_dir / f"{backend}.json"), tasks=tasks,
                   adapter_dir=str(adapter_dir) if adapter_dir else None, backend=backend, batch_size=8, seed=1234,
                   domain_test_path=str(domain_test), domain_format="label", chat_template="auto",
                   samples_out=str(out_dir / f"{backend}.samples.jsonl"))
-    run({"kwargs": kwargs, "extra": {}, "provenance": {"test": "vllm"}}, python, process_env(2, cpu=True) if python else None)
+    run({"kwargs": kwargs, "extra": {}, "provenance": {"test": "vllm"}}, backend, threads=2, gpus=0, job="test")
     items = [json.loads(line) for line in (out_dir / f"{backend}.samples.jsonl").read_text().splitlines()]
     return json.loads((out_dir / f"{backend}.json").read_text()), {(i["task"], i["doc_id"]): i for i in items}
 

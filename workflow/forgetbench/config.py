@@ -205,16 +205,20 @@ def check_learning_rates(config: dict, where: str) -> None:
         seen[name] = lr
 
 
+def job_gpus(config: dict, model: str) -> int:
+    """GPUs per training or evaluation job of a model: its own `gpus`, else `resources.gpu`."""
+    return config["models"][model].get("gpus", config.get("resources", {}).get("gpu", 0))
+
+
 def training_processes(config: dict, model: str) -> int:
     """Processes of a model's training jobs: training.processes, else one per GPU of the job (at least 1)."""
-    gpus = config["models"][model].get("gpus", config.get("resources", {}).get("gpu", 0))
-    return config.get("training", {}).get("processes") or max(1, gpus)
+    return config.get("training", {}).get("processes") or max(1, job_gpus(config, model))
 
 
 def check_training(config: dict, where: str) -> None:
-    for model, model_cfg in config["models"].items():
-        gpus = model_cfg.get("gpus", config.get("resources", {}).get("gpu", 0))
-        if config.get("training", {}).get("strategy") == "fsdp" and training_processes(config, model) > 1 and gpus == 0:
+    for model in config["models"]:
+        if (config.get("training", {}).get("strategy") == "fsdp" and training_processes(config, model) > 1
+                and job_gpus(config, model) == 0):
             raise ConfigError(f"{where}: training.strategy: fsdp shards over GPUs only, and model {model}'s jobs have "
                               f"none (accelerate would replicate it over the CPU processes); use ddp or auto")
 

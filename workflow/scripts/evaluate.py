@@ -15,13 +15,12 @@ with log_to(snakemake.log[0]):  # noqa: F821
     from forgetbench.evaluation.cache import response_cache
     from forgetbench.evaluation.job import run
     from forgetbench.evaluation.tasks import config_tasks
-    from forgetbench.evaluation.vllm_env import evaluation_process
+    from forgetbench.evaluation.vllm_env import vllm_settings
 
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
     settings, job = params.evaluation, params.job
     every_task = config_tasks(settings)
-    # vLLM shards the model over every GPU the job was given, unless the config fixes its tensor parallel size.
-    vllm = {**settings["vllm"], "tensor_parallel_size": settings["vllm"]["tensor_parallel_size"] or max(1, job["gpus"])}
+    vllm = vllm_settings(settings["vllm"], job["gpus"])
     tasks = {name: every_task[name] for name in job["tasks"]}
     # A LoRA cell holds only its adapter, evaluated on top of the base model; a full fine-tune holds all weights.
     model_dir, adapter_dir = inputs.base, None
@@ -45,16 +44,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
                        domain_format=params.domain_format, chat_template=job["chat_template"])
         cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
                                data_files=[domain_test], tasks=tasks, **options)
-        python, env = evaluation_process(job["backend"], snakemake.threads, job["gpus"])  # noqa: F821
-        if python is None:  # transformers, here: on the job's GPUs, which it must see (vLLM's process checks its own)
-            import torch
-
-            from forgetbench.devices import check_visible_gpus, job_device
-
-            check_visible_gpus(job["gpus"], f"rule evaluate ({snakemake.output[0]})")  # noqa: F821
-            torch.set_num_threads(snakemake.threads)  # noqa: F821
         kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=tasks, adapter_dir=adapter_dir,  # noqa: F821
                       domain_test_path=domain_test, cache=str(cache), **options)
-        if python is None:
-            kwargs["device"] = job_device(job["gpus"])
-        run({"kwargs": kwargs, "extra": extra, "provenance": cell}, python, env)
+        run({"kwargs": kwargs, "extra": extra, "provenance": cell}, job["backend"], snakemake.threads, job["gpus"],  # noqa: F821
+            job=f"rule evaluate ({snakemake.output[0]})")  # noqa: F821

@@ -16,7 +16,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
 
     from forgetbench.analysis.base_scores import domain_loss
     from forgetbench.evaluation.job import run
-    from forgetbench.evaluation.vllm_env import evaluation_process
+    from forgetbench.evaluation.vllm_env import vllm_settings
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
@@ -33,17 +33,11 @@ with log_to(snakemake.log[0]):  # noqa: F821
                           adapter_dir=adapter_dir, batch_size=settings["batch_size"])
     print(f"domain test loss {ft_loss:.4f}", flush=True)
     identity = {**params.identity, "n_params": n_params}
-    vllm = {**settings["vllm"], "tensor_parallel_size": settings["vllm"]["tensor_parallel_size"] or max(1, params.gpus)}
+    vllm = vllm_settings(settings["vllm"], params.gpus)
     kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=params.tasks,  # noqa: F821
                   adapter_dir=adapter_dir, backend=params.backend, batch_size=settings["batch_size"],
                   seed=settings["seed"], dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
                   domain_test_path=inputs.domain_test, domain_format=params.domain_format,
                   chat_template=params.chat_template)
-    python, env = evaluation_process(params.backend, snakemake.threads, params.gpus)  # noqa: F821
-    if python is None:  # transformers, here: on the job's GPUs, which it must see (vLLM's process checks its own)
-        from forgetbench.devices import check_visible_gpus, job_device
-
-        check_visible_gpus(params.gpus, f"rule {snakemake.rule} ({snakemake.output[0]})")  # noqa: F821
-        kwargs["device"] = job_device(params.gpus)
     run({"kwargs": kwargs, "extra": {"cell": identity, "ft_loss": ft_loss}, "provenance": {**identity, "evaluation": settings}},
-        python, env)
+        params.backend, snakemake.threads, params.gpus, job=f"rule {snakemake.rule} ({snakemake.output[0]})")  # noqa: F821

@@ -11,11 +11,10 @@ The spec is {"kwargs": evaluate()'s keyword arguments, "extra": what is written 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from forgetbench.child_process import run_with_spec
 
 
 def evaluate_spec(spec: dict) -> dict:
@@ -26,23 +25,24 @@ def evaluate_spec(spec: dict) -> dict:
     return evaluate(**spec["kwargs"], extra=extra)
 
 
-def run(spec: dict, python: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> None:
-    """Evaluate `spec` here (`python` None) or in a child process of `python` with `env` added to its
-    environment; the child's output goes where this process's goes (the job's log)."""
+def run(spec: dict, backend: str, threads: int, gpus: int, job: str) -> None:
+    """Evaluate `spec` as an evaluation job with `threads` threads and `gpus` GPUs: transformers in this process,
+    on the job's GPUs (which it must see); vLLM in the interpreter that has it (this one in the rule's conda
+    environment, else the vLLM environment's), whose output goes to the job's log."""
+    from forgetbench.evaluation.vllm_env import evaluation_process
+
+    python, env = evaluation_process(backend, threads, gpus)
     if python is None:
-        evaluate_spec(spec)
+        import torch
+
+        from forgetbench.devices import check_visible_gpus, job_device
+
+        check_visible_gpus(gpus, job)
+        torch.set_num_threads(threads)
+        evaluate_spec({**spec, "kwargs": {**spec["kwargs"], "device": job_device(gpus)}})
         return
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="forgetbench-eval-", delete=False) as f:
-        json.dump(spec, f)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        done = subprocess.run([str(python), "-m", "forgetbench.evaluation.job", f.name],
-                              env={**os.environ, **(env or {})}, check=False)
-    finally:
-        Path(f.name).unlink(missing_ok=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"evaluation in {python} failed with exit code {done.returncode} (its traceback is above)")
+    run_with_spec([str(python), "-m", "forgetbench.evaluation.job"], spec, env,
+                  f"evaluation in {python} failed with exit code {{code}} (its traceback is above)")
 
 
 def main(argv: list[str]) -> int:

@@ -182,7 +182,7 @@ def _vllm_model_args(model_dir, adapter_dir, seed: int, max_length: int | None, 
         # On a CPU torch.compile's warm-up makes start-up 2-3x longer than eager mode (README, Performance)
         # while the workflow's evaluations are short; on a GPU compiled graphs pay off.
         "enforce_eager": cpu if vllm["enforce_eager"] is None else bool(vllm["enforce_eager"]),
-        "batch_size": "auto",  # vLLM schedules the whole request list itself
+        "batch_size": "auto",
     }
     if max_length:
         args["max_model_len"] = max_length
@@ -212,7 +212,6 @@ def _release(lm) -> None:
     shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
     if callable(shutdown):
         shutdown()
-    del lm
     import gc
 
     gc.collect()
@@ -362,6 +361,7 @@ def evaluate(
     platform = vllm_platform() if chosen == "vllm" else device
     passes = plan_passes(kinds, chosen, bool(adapter_dir), vllm["lora"], platform)
     results, engines, task_path, items = {"results": {}}, [], {}, []
+    lm_batch_size = batch_size if chosen == "hf" else "auto"  # vLLM schedules the whole request list itself
     merged_dir = None
     for number, engine_pass in enumerate(passes):
         if chosen == "hf":
@@ -389,7 +389,7 @@ def evaluate(
             model=lm,
             tasks=[built[n] for n in engine_pass.tasks],
             task_manager=task_manager,
-            batch_size=batch_size if chosen == "hf" else "auto",
+            batch_size=lm_batch_size,
             device=device,
             samples={leaf: idx for leaf, idx in samples.items() if leaf in leaves} or None,
             apply_chat_template=chat,
@@ -439,7 +439,7 @@ def evaluate(
         "settings": {
             "backend": chosen,
             "backend_requested": backend,
-            "batch_size": batch_size if chosen == "hf" else "auto",
+            "batch_size": lm_batch_size,
             "seed": seed,
             "device": platform,
             "max_length": max_length,

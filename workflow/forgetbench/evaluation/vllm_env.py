@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from forgetbench.child_process import checkout_pythonpath
 from forgetbench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -61,8 +62,7 @@ def check_vllm_environment(where: str, models: list[str]) -> str:
 def process_env(threads: int, cpu: bool) -> dict[str, str]:
     """Environment variables of an evaluation process in the vLLM environment, on top of the job's own."""
     env = {
-        # The child must import this checkout's forgetbench whatever is installed in the vLLM environment.
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "workflow"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": checkout_pythonpath(),
         "TOKENIZERS_PARALLELISM": "false",
     }
     if cpu:
@@ -90,3 +90,9 @@ def evaluation_process(backend: str, threads: int, gpus: int) -> tuple[Path | No
 
     python = Path(sys.executable) if vllm_installed() else vllm_python()
     return python, process_env(threads, cpu=gpus == 0)
+
+
+def vllm_settings(vllm: dict, gpus: int) -> dict:
+    """The config's evaluation.vllm for a job with `gpus` GPUs: vLLM shards the model over every GPU the job was
+    given, unless the config fixes its tensor parallel size."""
+    return {**vllm, "tensor_parallel_size": vllm["tensor_parallel_size"] or max(1, gpus)}

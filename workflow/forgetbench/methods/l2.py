@@ -26,6 +26,7 @@ class L2(Method):
         # peft) would rename.
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.reference = [p.detach().clone() for p in self.params]
+        self.attached = False  # whether on_step_start has followed the Trainer's wrapping
         return model
 
     def on_step_start(self, model) -> None:
@@ -33,6 +34,11 @@ class L2(Method):
         way, each process keeping its shard of the copy taken before (so a resumed run keeps the true θ₀).
         Called before the step's forward passes, while every parameter is sharded: during a forward FSDP puts
         gathered full tensors in some modules' places."""
+        # The parameters change once, when the Trainer wraps the model before its first step: one walk over the
+        # modules then, not every step.
+        if self.attached:
+            return
+        self.attached = True
         from torch.distributed.tensor import DTensor, distribute_tensor
 
         live = [p for p in model.parameters() if p.requires_grad]

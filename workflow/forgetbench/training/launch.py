@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from forgetbench.child_process import checkout_pythonpath, run_with_spec
 from forgetbench.devices import check_visible_gpus
 
 
@@ -32,24 +31,12 @@ def run(spec: dict, processes: int, threads: int, gpus: int = 0, job: str = "tra
 
         torch.set_num_threads(threads)
         return train_cell(**spec)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="forgetbench-train-", delete=False) as f:
-        json.dump(spec, f)
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes)),
-           # the checkout's forgetbench in every process, whatever the interpreter has installed
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
-                                                       os.environ.get("PYTHONPATH")]))}
+    env = {"OMP_NUM_THREADS": str(max(1, threads // processes)), "PYTHONPATH": checkout_pythonpath()}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-               "-m", "forgetbench.training.launch", f.name]
-    print(f"starting {processes} training processes: {' '.join(command)}", flush=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        done = subprocess.run(command, env=env, check=False)
-    finally:
-        Path(f.name).unlink(missing_ok=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"training under torchrun ({processes} processes) failed with exit code {done.returncode} "
-                           f"(the failing process's traceback is above)")
+               "-m", "forgetbench.training.launch"]
+    print(f"starting {processes} training processes: {' '.join(command)} SPEC.json", flush=True)
+    run_with_spec(command, spec, env, f"training under torchrun ({processes} processes) failed with exit code "
+                                      f"{{code}} (the failing process's traceback is above)")
     return None
 
 
