@@ -80,6 +80,12 @@ def test_misspelt_nested_key_names_its_path(config):
         full_check(config)
 
 
+def test_a_renamed_key_names_its_successor(config):
+    config["training"]["dtype"] = "bfloat16"
+    with pytest.raises(ConfigError, match=r"^config.yaml: 'training.dtype' is now training.precision \(fp32, bf16-mixed"):
+        full_check(config)
+
+
 @pytest.mark.parametrize("lrs, text", [([0.0], "0.0 is less than or equal to the minimum of 0"),
                                         ([-1e-5], "less than or equal to the minimum of 0"),
                                         ([], "should be non-empty|is too short")])

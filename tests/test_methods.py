@@ -200,7 +200,7 @@ def test_three_training_steps_per_method(method, toy_data, tiny_model_dir):
             "lr": 1e-3, "seed": 0, "domain": {"name": "toy", "format": "label"}, "chat_template": "auto",
             "training": {"max_steps": 3, "epochs": 1, "batch_size": 4, "grad_accum": 1, "max_seq_len": 128,
                          "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
-                         "logging_steps": 1, "dtype": "float32"}}
+                         "logging_steps": 1, "precision": "fp32"}}
     summary = train_cell(str(tiny_model_dir), str(root / "train.jsonl"), str(out / "model"), str(out / "log.jsonl"),
                          str(out / "run.json"), cell, base_losses=str(root / "losses.jsonl"))
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]

@@ -47,7 +47,7 @@ def run(method: str, tiny_model_dir, data, out, batch_size: int, grad_accum: int
             "lr": 1e-3, "seed": 0, "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
             "training": {"max_steps": 2, "epochs": 1, "batch_size": batch_size, "grad_accum": grad_accum,
                          "max_seq_len": 256, "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0,
-                         "max_grad_norm": 1.0, "logging_steps": 1, "dtype": "float32", "resume_every": 0}}
+                         "max_grad_norm": 1.0, "logging_steps": 1, "precision": "fp32", "resume_every": 0}}
     train_cell(str(tiny_model_dir), str(data / "train.jsonl"), str(out / "model"), str(out / "log.jsonl"),
                str(out / "run.json"), cell, base_losses=str(data / "losses.jsonl"))
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -101,7 +101,7 @@ def run_processes(method: str, tiny_model_dir, data, out, processes: int, batch_
             "lr": 1e-3, "seed": 0, "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
             "training": {"max_steps": 2, "epochs": 1, "batch_size": batch_size, "grad_accum": 1, "max_seq_len": 256,
                          "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
-                         "logging_steps": 1, "dtype": "float32", "resume_every": 0, "strategy": strategy}}
+                         "logging_steps": 1, "precision": "fp32", "resume_every": 0, "strategy": strategy}}
     launch(dict(base_model=str(tiny_model_dir), train_jsonl=str(data / "train.jsonl"), out_model=str(out / "model"),
                 out_log=str(out / "log.jsonl"), out_run=str(out / "run.json"), cell=cell,
                 base_losses=str(data / "losses.jsonl")), processes, 2)
@@ -197,7 +197,7 @@ def test_a_killed_two_process_run_resumes_and_ends_as_an_uninterrupted_one(tiny_
                 "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
                 "training": {"max_steps": 4, "epochs": 1, "batch_size": 2, "grad_accum": 1, "max_seq_len": 256,
                              "lr_scheduler": "cosine", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
-                             "logging_steps": 1, "dtype": "float32", "resume_every": 1, "strategy": "auto"}}
+                             "logging_steps": 1, "precision": "fp32", "resume_every": 1, "strategy": "auto"}}
         spec = dict(base_model=str(tiny_model_dir), train_jsonl=str(data / "train.jsonl"), out_model=str(out / "model"),
                     out_log=str(out / "log.jsonl"), out_run=str(out / "run.json"), cell=cell)
         code = ("import json, sys; from forgetbench.training.launch import run; "
@@ -238,7 +238,7 @@ def test_gradient_checkpointing_changes_nothing_but_memory(method, tiny_model_di
                 "lr": 1e-3, "seed": 0, "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
                 "training": {"max_steps": 2, "epochs": 1, "batch_size": 4, "grad_accum": 1, "max_seq_len": 256,
                              "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
-                             "logging_steps": 1, "dtype": "float32", "resume_every": 0,
+                             "logging_steps": 1, "precision": "fp32", "resume_every": 0,
                              "gradient_checkpointing": checkpointing}}
         train_cell(str(tiny_model_dir), str(data / "train.jsonl"), str(out / "model"), str(out / "log.jsonl"),
                    str(out / "run.json"), cell)

@@ -17,7 +17,7 @@ from forgetbench.training.trainer import token_logprobs
 
 TRAINING = {"max_steps": 3, "epochs": 1, "batch_size": 2, "grad_accum": 1, "max_seq_len": 128,
             "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
-            "logging_steps": 1, "dtype": "float32"}
+            "logging_steps": 1, "precision": "fp32"}
 
 
 def records(n=8):
@@ -244,3 +244,30 @@ def test_token_logprobs_in_chunks_equal_one_pass(monkeypatch):
     assert torch.allclose(chunked, expected * mask, atol=1e-5)
     chunked.sum().backward()  # gradients flow through every chunk
     assert logits.grad[:, :-1].abs().sum() > 0 and logits.grad[:, -1].abs().sum() == 0
+
+
+def test_precisions_keep_their_weights_dtype_and_train_alike(tiny_model_dir, tmp_path):
+    """fp32, bf16-mixed (float32 weights, bf16 autocast) and bf16 (weights, gradients and AdamW states in bf16)
+    record what they ran, save weights of their dtype and give first-step losses of the same model within
+    bf16's rounding."""
+    from safetensors import safe_open
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, records())
+    runs = {}
+    for precision in ("fp32", "bf16-mixed", "bf16"):
+        out = tmp_path / precision
+        c = cell()
+        c["training"] = {**TRAINING, "precision": precision}
+        train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"), str(out / "run.json"), c)
+        run = json.loads((out / "run.json").read_text())
+        with safe_open(out / "model" / "model.safetensors", "pt") as f:
+            saved = {f.get_tensor(k).dtype for k in f.keys()}
+        losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
+        runs[precision] = (run, saved, losses)
+    assert {p: (r["precision"], r["autocast_bf16"], r["weights_dtype"]) for p, (r, _, _) in runs.items()} == {
+        "fp32": ("fp32", False, "float32"), "bf16-mixed": ("bf16-mixed", True, "float32"), "bf16": ("bf16", False, "bfloat16")}
+    assert runs["fp32"][1] == runs["bf16-mixed"][1] == {torch.float32} and runs["bf16"][1] == {torch.bfloat16}
+    first = {p: losses[0] for p, (_, _, losses) in runs.items()}
+    assert first["bf16-mixed"] == pytest.approx(first["fp32"], rel=2e-2) and first["bf16-mixed"] != first["fp32"]
+    assert first["bf16"] == pytest.approx(first["fp32"], rel=2e-2) and first["bf16"] != first["fp32"]

@@ -115,6 +115,10 @@ def check_scaling(config: dict, where: str) -> None:
         raise ConfigError(f"{where}: scaling: no run to fit (empty lora_ranks and full: false)")
 
 
+# Keys an earlier version read, and what replaced them: a config written for it fails naming the new key.
+RENAMED = {"training.dtype": "training.precision (fp32, bf16-mixed = dtype bfloat16's autocast, or bf16)"}
+
+
 def find_unknown_keys(config: dict, schema: dict, where: str) -> None:
     """Reject keys the schema does not know, naming the nearest known key (a misspelling is the usual cause)."""
 
@@ -130,9 +134,11 @@ def find_unknown_keys(config: dict, schema: dict, where: str) -> None:
             elif isinstance(sub.get("additionalProperties"), dict):
                 walk(value, sub["additionalProperties"], f"{path}.{key}" if path else key)
             elif sub.get("additionalProperties") is False:
+                full = f"{path}.{key}" if path else key
+                if full in RENAMED:
+                    raise ConfigError(f"{where}: '{full}' is now {RENAMED[full]}")
                 near = difflib.get_close_matches(str(key), props, n=1, cutoff=0.6)
                 hint = f" (did you mean '{near[0]}'?)" if near else f"; known keys: {', '.join(props)}"
-                full = f"{path}.{key}" if path else key
                 raise ConfigError(f"{where}: unknown key '{full}'{hint}")
 
     walk(config, schema, "")

@@ -28,6 +28,8 @@ def world() -> tuple[int, int, int]:
 
 
 STRATEGIES = ("auto", "ddp", "fsdp")
+# The dtype the weights load (and train, and are saved) in: bf16-mixed keeps float32 master weights and autocasts.
+LOAD_DTYPE = {"fp32": torch.float32, "bf16-mixed": torch.float32, "bf16": torch.bfloat16}
 
 
 def sharding_strategy(requested: str, method, processes: int, gpus: bool) -> str:
@@ -83,7 +85,7 @@ def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str, s
         report_to=[],
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
-        bf16=train_cfg["dtype"] == "bfloat16",
+        bf16=train_cfg.get("precision", "fp32") == "bf16-mixed",
         dataloader_num_workers=0,
         remove_unused_columns=False,
         # One process per GPU under torchrun; gloo where the processes share a CPU (the tests' stand-in for GPUs).
@@ -162,7 +164,8 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
 
     rank, local_rank, processes = world()
     main = rank == 0
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    precision = train_cfg.get("precision", "fp32")
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=LOAD_DTYPE[precision])
     # Onto the device the Trainer trains on before the method sees the model: a method that keeps a copy of the
     # weights (L2's θ₀) must take it there, since the Trainer's later model.to(cuda) would leave it on the CPU.
     model = model.to(torch.device("cuda", local_rank) if torch.cuda.is_available() else "cpu")
@@ -239,6 +242,9 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         "processes": processes,
         "effective_batch": effective_batch,
         "strategy": strategy,
+        "precision": precision,
+        "autocast_bf16": bool(trainer.args.bf16),
+        "weights_dtype": str(next(trainer.accelerator.unwrap_model(trainer.model).parameters()).dtype).removeprefix("torch."),
         "gradient_checkpointing": bool(getattr(trainer.accelerator.unwrap_model(trainer.model), "is_activation_checkpointing", False)),
         "distributed_type": str(trainer.accelerator.distributed_type.value),
     }
