@@ -7,6 +7,7 @@ from forgetbench.config import cells, check_config, format_lr, job_gpus, method_
 from forgetbench.evaluation.backend import resolve_backend
 from forgetbench.evaluation.tasks import eval_families
 from forgetbench.evaluation.vllm_env import check_vllm_environment
+from forgetbench.job_resources import plan_resources
 from forgetbench.methods import get_method
 from forgetbench.provenance import code_stamp, method_version
 
@@ -46,6 +47,11 @@ USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_me
 VLLM_MODELS = [m for m, backend in EVAL_BACKEND.items() if backend == "vllm"]
 if VLLM_MODELS and not USE_CONDA:  # under --use-conda Snakemake builds the environment itself
     check_vllm_environment(CONFIG_FILE, VLLM_MODELS)
+
+
+# Per model: the training memory check (refuses a config that cannot fit, before any job) and the mem_mb and
+# runtime each rule asks for, grown with the parameter count (forgetbench.job_resources).
+RESOURCES = plan_resources(config, CONFIG_FILE, RESULTS, job_gpus, training_processes, SCALING_RUNS.values()).models
 
 
 def eval_env(wildcards):

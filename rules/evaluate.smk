@@ -21,8 +21,8 @@ rule evaluate:
         eval_env
     threads: config["resources"]["eval_threads"]
     resources:
-        mem_mb=lambda wc, attempt: 12000 * attempt,
-        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
+        runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
         gpu=model_gpus,
     script:
         "../workflow/scripts/evaluate.py"

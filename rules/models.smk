@@ -9,7 +9,7 @@ rule prepare_model:
         ENV
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        mem_mb=lambda wc, attempt: RESOURCES[wc.model].prepare.mem_mb * attempt,
+        runtime=lambda wc, attempt: RESOURCES[wc.model].prepare.runtime * attempt,
     script:
         "../workflow/scripts/prepare_model.py"

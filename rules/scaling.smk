@@ -22,8 +22,8 @@ rule train_scaling:
         ENV
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: 16000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=lambda wc, attempt: RESOURCES[wc.model].train[wc.run].mem_mb * attempt,
+        runtime=lambda wc, attempt: RESOURCES[wc.model].train[wc.run].runtime * attempt,
         gpu=model_gpus,
     script:
         "../workflow/scripts/train.py"
@@ -51,8 +51,8 @@ rule evaluate_checkpoint:
         eval_env
     threads: config["resources"]["eval_threads"]
     resources:
-        mem_mb=lambda wc, attempt: 12000 * attempt,
-        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
+        runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
         gpu=model_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"
@@ -81,8 +81,8 @@ rule evaluate_base_checkpoint:
         eval_env
     threads: config["resources"]["eval_threads"]
     resources:
-        mem_mb=lambda wc, attempt: 12000 * attempt,
-        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
+        runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
         gpu=model_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"

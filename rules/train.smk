@@ -18,8 +18,8 @@ rule score_base:
         ENV
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        mem_mb=lambda wc, attempt: RESOURCES[wc.model].score.mem_mb * attempt,
+        runtime=lambda wc, attempt: RESOURCES[wc.model].score.runtime * attempt,
         gpu=model_gpus,
     script:
         "../workflow/scripts/score_base.py"
@@ -45,8 +45,8 @@ rule train:
         ENV
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: 16000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=lambda wc, attempt: RESOURCES[wc.model].train[wc.method].mem_mb * attempt,
+        runtime=lambda wc, attempt: RESOURCES[wc.model].train[wc.method].runtime * attempt,
         gpu=model_gpus,
     script:
         "../workflow/scripts/train.py"

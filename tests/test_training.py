@@ -242,8 +242,29 @@ def test_token_logprobs_in_chunks_equal_one_pass(monkeypatch):
     assert torch.allclose(whole, chunked, atol=1e-6)
     expected = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp_min(0)[..., None]).squeeze(-1)
     assert torch.allclose(chunked, expected * mask, atol=1e-5)
-    chunked.sum().backward()  # gradients flow through every chunk
+    chunked.sum().backward()  # gradients flow through every chunk, the same as one log-softmax's
     assert logits.grad[:, :-1].abs().sum() > 0 and logits.grad[:, -1].abs().sum() == 0
+    reference = logits.detach().clone().requires_grad_()
+    (torch.log_softmax(reference[:, :-1], -1).gather(-1, labels[:, 1:].clamp_min(0)[..., None]).squeeze(-1)
+     * mask).sum().backward()
+    assert torch.allclose(logits.grad, reference.grad, atol=1e-6)
+
+
+def test_token_logprobs_keep_no_vocabulary_sized_tensor_for_the_backward_pass(monkeypatch):
+    """Only the logits themselves: each chunk's float32 log-softmax is recomputed in the backward pass."""
+    import forgetbench.training.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "LOGPROB_CHUNK", 4)
+    logits = torch.randn(2, 13, 50, dtype=torch.bfloat16, requires_grad=True)
+    labels = torch.randint(0, 50, (2, 13))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        logprobs, _ = trainer_mod.token_logprobs(logits, labels)
+    vocab_sized = [tuple(t.shape) for t in saved if t.shape[-1:] == (50,)
+                   and t.untyped_storage().data_ptr() != logits.untyped_storage().data_ptr()]
+    assert vocab_sized == []
+    logprobs.sum().backward()
+    assert logits.grad.dtype == torch.bfloat16 and logits.grad[:, :-1].abs().sum() > 0
 
 
 def test_precisions_keep_their_weights_dtype_and_train_alike(tiny_model_dir, tmp_path):

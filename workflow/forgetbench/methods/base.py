@@ -42,6 +42,17 @@ class Method:
         """Wrap or freeze the model before training (LoRA, HFT); full fine-tuning returns it as is."""
         return model
 
+    # Memory (forgetbench.training.memory, estimated from the model's shape before any job): the parameters the
+    # optimizer updates, frozen copies of them the method keeps (L2's θ₀), and what the method adds to the
+    # activations a layer saves per token (bytes).
+    weight_copies: ClassVar[int] = 0
+
+    def trainable_params(self, shape) -> int:
+        return shape.params
+
+    def extra_activation_bytes(self, shape, compute_bytes: int) -> int:
+        return 0
+
     # True for methods that weight samples by the pre-trained model's loss (FLOW): the workflow then scores the
     # training data with θ₀ once per model and the batches carry a `sample_weight`.
     needs_base_scores: ClassVar[bool] = False

@@ -38,6 +38,10 @@ class HFT(Method):
                      "description": "share of each block's attention and MLP projections that train"},
     }
 
+    def trainable_params(self, shape) -> int:
+        # the chosen share of the projections, and the blocks' norms
+        return int((1 - self.hparams["fraction"]) * shape.block_linear_params) + shape.layers * 2 * shape.hidden
+
     def prepare_model(self, model, *, seed: int):
         trainable = choose_trainable(model.config.num_hidden_layers, self.hparams["fraction"], seed)
         for name, param in model.named_parameters():

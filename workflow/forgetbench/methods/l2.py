@@ -20,6 +20,7 @@ from forgetbench.methods.registry import register
 class L2(Method):
     name = "l2"
     hparams_schema = {"lam": {"type": "number", "minimum": 0, "default": 0.01, "description": "λ"}}
+    weight_copies = 2  # θ₀, and θ − θ₀ of every tensor at once (the penalty's foreach kernels)
 
     def prepare_model(self, model, *, seed: int):
         # Live parameters and their frozen copies, in the same order: no lookup by name, which wrappers (DDP,

@@ -21,6 +21,21 @@ class LoRA(Method):
         },
     }
 
+    def targeted(self, shape) -> dict[str, tuple[int, int]]:
+        """The projections of a decoder layer that carry an adapter (all-linear: all of them)."""
+        names = self.hparams["target_modules"]
+        shapes = shape.linear_shapes()
+        return shapes if names == "all-linear" else {n: s for n, s in shapes.items() if n in names}
+
+    def trainable_params(self, shape) -> int:
+        return shape.layers * self.hparams["r"] * sum(a + b for a, b in self.targeted(shape).values())
+
+    def extra_activation_bytes(self, shape, compute_bytes: int) -> int:
+        # dropout keeps a mask of each adapter's input (about a byte per input value, measured on an H100)
+        if not self.hparams["dropout"]:
+            return 0
+        return sum(a for a, _ in self.targeted(shape).values())
+
     def prepare_model(self, model, *, seed: int):
         # peft imports all of transformers (seconds): imported here, not while the workflow parses its config.
         from peft import LoraConfig, get_peft_model

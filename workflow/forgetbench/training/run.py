@@ -18,6 +18,7 @@ from forgetbench.methods import get_method
 from forgetbench.methods.flow import sample_weights
 from forgetbench.provenance import provenance
 from forgetbench.training.collate import Collator
+from forgetbench.training.sharding import sharding_strategy
 from forgetbench.training.tokenize import encode_dataset, uses_chat_template
 from forgetbench.training.trainer import MethodTrainer, ProgressLog, SaveAtSteps
 
@@ -27,27 +28,8 @@ def world() -> tuple[int, int, int]:
     return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
 
 
-STRATEGIES = ("auto", "ddp", "fsdp")
 # The dtype the weights load (and train, and are saved) in: bf16-mixed keeps float32 master weights and autocasts.
 LOAD_DTYPE = {"fp32": torch.float32, "bf16-mixed": torch.float32, "bf16": torch.bfloat16}
-
-
-def sharding_strategy(requested: str, method, processes: int, gpus: bool) -> str:
-    """How the processes of a run share the model: 'none' for one process. `auto` shards the weights, gradients
-    and optimizer state over GPUs (FSDP full sharding) for full-parameter methods and replicates a LoRA model
-    (DDP: its frozen base needs no optimizer state and the adapters are small). accelerate shards only over
-    GPUs: processes on a CPU (the tests' stand-in for GPUs) replicate the model, so `auto` is DDP there and
-    `fsdp` is refused rather than silently replicated."""
-    if requested not in STRATEGIES:
-        raise ValueError(f"training.strategy: '{requested}' is not one of {', '.join(STRATEGIES)}")
-    if processes <= 1:
-        return "none"
-    if requested == "fsdp" and not gpus:
-        raise ValueError("training.strategy: fsdp shards over GPUs only (accelerate replicates the model over CPU "
-                         "processes); use ddp or auto without GPUs")
-    if requested == "auto":
-        return "fsdp" if gpus and method.name != "lora" else "ddp"
-    return requested
 
 
 def fsdp_arguments(model) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from transformers import Trainer, TrainerCallback
 
 from forgetbench.atomic import atomic_directory
@@ -21,21 +22,29 @@ from forgetbench.training.tokenize import IGNORE_INDEX
 LOGPROB_CHUNK = 256  # sequence positions per cross-entropy call
 
 
+def _chunk_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log p of `targets` [batch, chunk] under float32 `logits` [batch, chunk, vocab]."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           reduction="none").view(targets.shape)
+
+
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(y_t | y_<t) of each target token `[batch, seq-1]` and the response mask, from next-token logits.
 
     The methods need only the target tokens' log-probabilities, so they are taken a chunk of positions at a
-    time: the float32 copy of the shifted logits (the reshape of a slice copies) is never a second
-    `[batch, seq, vocab]` tensor, only `[batch, chunk, vocab]`."""
+    time, and under autograd each chunk is recomputed in the backward pass rather than kept: beside the logits
+    themselves only one chunk's float32 log-softmax `[batch, chunk, vocab]` exists at a time, never a second
+    `[batch, seq, vocab]` tensor (cross-entropy would otherwise save its float32 log-softmax of every chunk)."""
     targets = labels[:, 1:]
     mask = targets != IGNORE_INDEX
-    vocab = logits.size(-1)
     parts = []
     for start in range(0, targets.size(1), LOGPROB_CHUNK):
         stop = min(start + LOGPROB_CHUNK, targets.size(1))
-        chunk = logits[:, start:stop, :].float()
-        parts.append(F.cross_entropy(chunk.reshape(-1, vocab), targets[:, start:stop].clamp_min(0).reshape(-1),
-                                     reduction="none").view(targets.size(0), stop - start))
+        chunk, chunk_targets = logits[:, start:stop, :], targets[:, start:stop].clamp_min(0)
+        if chunk.requires_grad:
+            parts.append(checkpoint(_chunk_nll, chunk, chunk_targets, use_reentrant=False))
+        else:
+            parts.append(_chunk_nll(chunk, chunk_targets))
     nll = torch.cat(parts, dim=1) if parts else logits.new_zeros(targets.shape, dtype=torch.float32)
     return -nll * mask, mask
 
