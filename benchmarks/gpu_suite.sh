@@ -87,7 +87,7 @@ EOF
 train() {  # train LABEL JSON DTYPE METHODS... (extra options through TRAIN_EXTRA)
     local label=$1 json=$2 dtype=$3; shift 3
     $PY benchmarks/train_throughput.py --random-init "$MODEL" $MODEL_EXTRA --train-jsonl "$TRAIN" --device "$DEVICE" \
-        --dtype "$dtype" $TRAIN_SIZE --timeout "${METHOD_TIMEOUT:-75}" --methods "$@" --label "$label" --json "$OUT/$json"
+        --precision "$([[ $dtype == bfloat16 ]] && echo bf16-mixed || echo fp32)" $TRAIN_SIZE --timeout "${METHOD_TIMEOUT:-75}" --methods "$@" --label "$label" --json "$OUT/$json"
 }
 
 evaluate_hf() {  # evaluate_hf LABEL JSON DTYPE

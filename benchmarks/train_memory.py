@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 from forgetbench.methods import get_method  # noqa: E402
 from forgetbench.training.memory import GIB, GPU_RUNTIME_BYTES, ModelShape, TrainingSetup, estimate_training_memory  # noqa: E402
 
-PRECISION_OF_DTYPE = {"float32": "fp32", "bfloat16": "bf16-mixed"}  # train_throughput.py's --dtype
+PRECISION_OF_DTYPE = {"float32": "fp32", "bfloat16": "bf16-mixed"}  # train_throughput.py's --dtype, until 2026-12
 CPU_RUNS = [  # (label, method, hparams, precision, gradient checkpointing)
     ("sft fp32", "sft", {}, "fp32", False),
     ("lora fp32", "lora", {}, "fp32", False),
@@ -77,7 +77,7 @@ def recorded_rows() -> list[dict]:
                          .read_text())
         raw.update(dict(settings.get("set") or []))
         shape = ModelShape.from_config(raw)
-        setup = TrainingSetup(precision=PRECISION_OF_DTYPE[settings["dtype"]], batch_size=settings["batch"],
+        setup = TrainingSetup(precision=settings.get("precision") or PRECISION_OF_DTYPE[settings["dtype"]], batch_size=settings["batch"],
                               seq_len=settings["seq"], on_gpu=True)
         for row in data["rows"]:
             name, _, spec = row["method"].partition(":")
@@ -116,7 +116,7 @@ def cpu_rows(model: Path, batch: int, seq: int, steps: int, threads: int) -> lis
         long_records(data, batch * steps)
         for label, name, hparams, precision, checkpointing in CPU_RUNS:
             work = Path(tmp) / label.replace(" ", "_")
-            params = {"method": name, "hparams": hparams, "precision": precision, "checkpointing": checkpointing,
+            params = {"method": name, "hparams": method(name, hparams).hparams, "precision": precision, "checkpointing": checkpointing,
                       "batch": batch, "seq": seq, "steps": steps, "threads": threads, "model": str(model),
                       "train": str(data), "workdir": str(work)}
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO / "workflow")}

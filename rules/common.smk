@@ -3,7 +3,8 @@ import re
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from forgetbench.config import cells, check_config, format_lr, job_gpus, method_folders, scaling_runs, training_processes
+from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_nodes, method_folders, scaling_runs,
+                               training_processes)
 from forgetbench.evaluation.backend import resolve_backend
 from forgetbench.evaluation.tasks import eval_families
 from forgetbench.evaluation.vllm_env import check_vllm_environment
@@ -28,11 +29,22 @@ SCALING_TASKS = {
     "general_text": config["evaluation"]["forgetting"],
 }
 ENV = "../envs/forgetbench.yaml"
+CUDA_ENV = "../envs/forgetbench-cuda.yaml"
 
 
 def model_gpus(wildcards):
     """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
     return job_gpus(config, wildcards.model)
+
+
+def model_nodes(wildcards):
+    """Nodes of a training job (models.<name>.nodes): the slurm plugin's `nodes` resource, one task per node."""
+    return job_nodes(config, wildcards.model)
+
+
+def train_gpus(wildcards):
+    """GPUs of a training job over all its nodes (the slurm plugin's --gpus counts the whole job's)."""
+    return job_gpus(config, wildcards.model) * job_nodes(config, wildcards.model)
 
 
 def train_processes(wildcards):
@@ -54,11 +66,16 @@ if VLLM_MODELS and not USE_CONDA:  # under --use-conda Snakemake builds the envi
 RESOURCES = plan_resources(config, CONFIG_FILE, RESULTS, job_gpus, training_processes, SCALING_RUNS.values()).models
 
 
+def train_env(wildcards):
+    """The environment of a model's training jobs: CUDA torch when they have GPUs (the main one is CPU-only)."""
+    return CUDA_ENV if model_gpus(wildcards) > 0 else ENV
+
+
 def eval_env(wildcards):
     """The environment of a model's evaluation jobs: vLLM's own (its CUDA build on GPUs, its CPU build
     without) or the main one."""
     if EVAL_BACKEND[wildcards.model] == "hf":
-        return ENV
+        return train_env(wildcards)
     return "../envs/vllm-cuda.yaml" if model_gpus(wildcards) > 0 else "../envs/vllm.yaml"
 
 

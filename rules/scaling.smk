@@ -19,12 +19,13 @@ rule train_scaling:
     benchmark:
         f"{RESULTS}/benchmarks/train_scaling/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}.tsv"
     conda:
-        ENV
+        train_env
     threads: config["resources"]["train_threads"]
     resources:
         mem_mb=lambda wc, attempt: RESOURCES[wc.model].train[wc.run].mem_mb * attempt,
         runtime=lambda wc, attempt: RESOURCES[wc.model].train[wc.run].runtime * attempt,
-        gpu=model_gpus,
+        gpu=train_gpus,
+        nodes=model_nodes,
     script:
         "../workflow/scripts/train.py"
 

@@ -15,7 +15,7 @@ rule score_base:
     benchmark:
         f"{RESULTS}/benchmarks/score_base/{{model}}.tsv"
     conda:
-        ENV
+        train_env
     threads: config["resources"]["train_threads"]
     resources:
         mem_mb=lambda wc, attempt: RESOURCES[wc.model].score.mem_mb * attempt,
@@ -42,12 +42,13 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}/{{method}}/lr~{{lr}}/seed~{{seed}}.tsv"
     conda:
-        ENV
+        train_env
     threads: config["resources"]["train_threads"]
     resources:
         mem_mb=lambda wc, attempt: RESOURCES[wc.model].train[wc.method].mem_mb * attempt,
         runtime=lambda wc, attempt: RESOURCES[wc.model].train[wc.method].runtime * attempt,
-        gpu=model_gpus,
+        gpu=train_gpus,
+        nodes=model_nodes,
     script:
         "../workflow/scripts/train.py"
 

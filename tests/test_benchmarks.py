@@ -62,6 +62,7 @@ def test_method_spec_checks_the_method_and_its_hyperparameters():
     ("eval_throughput.py", ["--random-init", ".", "--set", "hidden_size"],
      "argument --set: 'hidden_size' is not KEY=VALUE"),
     ("train_throughput.py", ["--model", "m", "--random-init", "."], "--model and --random-init exclude each other"),
+    ("train_throughput.py", ["--processes", "2", "--profile"], "--profile: only with --processes 1"),
 ])
 def test_bad_benchmark_options_fail_in_one_line_before_a_model_is_built(script, args, message):
     result = bench(script, *args)
@@ -89,6 +90,32 @@ def test_train_throughput_on_the_tiny_model(tmp_path):
     assert sft["trainable_params"] == sft["total_params"] > lora["trainable_params"] > 0
     assert lora["throughput_vs_sft"] == pytest.approx(lora["tokens_per_s"] / sft["tokens_per_s"])
     assert "| lora:dropout=0 |" in result.stdout and "device cpu" in result.stdout
+
+
+def test_train_throughput_with_two_processes_counts_the_tokens_of_both(tmp_path):
+    """Two torchrun processes of batch 2 against one process of batch 4: the same effective batch over the same
+    12 records (one epoch), so the same tokens a step and in all, counted over both processes."""
+    two, one = tmp_path / "two.json", tmp_path / "one.json"
+    result = bench("train_throughput.py", "--methods", "sft", "--processes", "2", "--steps", "3", "--batch", "2",
+                   "--device", "cpu", "--json", str(two))
+    assert result.returncode == 0, result.stderr[-3000:]
+    single = bench("train_throughput.py", "--methods", "sft", "--steps", "3", "--batch", "4", "--device", "cpu",
+                   "--json", str(one))
+    assert single.returncode == 0, single.stderr[-3000:]
+    [row] = json.loads(two.read_text())["rows"]
+    [alone] = json.loads(one.read_text())["rows"]
+    assert (row["processes"], row["effective_batch"], row["threads_per_process"]) == (2, 4, 1)
+    assert (alone["processes"], alone["effective_batch"], alone["threads_per_process"]) == (1, 4, 2)
+    assert row["status"] == alone["status"] == "finished" and row["steps_logged"] == alone["steps_logged"] == 3
+    assert row["tokens_seen"] == alone["tokens_seen"] > 0
+    assert row["tokens_per_step"] == alone["tokens_per_step"] > 0
+    # Two workers of about the same size: their summed RSS is over the largest one's peak.
+    assert row["mem_kind"] == "rss_largest_process" and row["tree_rss_mb"] > row["peak_mem_mb"] > 0
+    assert alone["mem_kind"] == "rss" and alone["tree_rss_mb"] is None
+    assert "batch 2 per process x 2 processes = effective batch 4" in result.stdout
+    assert "2 threads (1 per process)" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| method"))
+    assert [c.strip() for c in header.split("|")[2:4]] == ["processes", "effective_batch"]
 
 
 def test_eval_throughput_on_the_tiny_model_says_why_vllm_was_not_measured(tmp_path):

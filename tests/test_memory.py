@@ -180,3 +180,21 @@ def test_the_readme_paper_config_dry_runs_with_gpus_memory_and_runtime_per_job(t
     assert int(train7["runtime"]) > 24 * 60 and int(train7["runtime"]) / int(train3["runtime"]) > 2
     assert int(jobs[("prepare_model", "qwen2.5-7b", None)]["mem_mb"]) > 60000
     assert int(jobs[("train", "qwen2.5-7b", "lora")]["runtime"]) < int(train7["runtime"])
+
+
+def test_a_model_on_two_nodes_asks_slurm_for_both_and_shards_over_every_gpu(tmp_path):
+    path = local_7b_config(tmp_path, precision="bf16-mixed", gradient_checkpointing=True, batch_size=2)
+    config = yaml.safe_load(path.read_text())
+    config["models"]["qwen7b"].update(gpus=4, nodes=2)
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    jobs = job_resources(result.stdout + result.stderr)
+    train, evaluate = jobs[("train", "qwen7b", "sft")], jobs[("evaluate", "qwen7b", None)]
+    assert (train["nodes"], train["gpu"]) == ("2", "8") and (evaluate["gpu"], "nodes" in evaluate) == ("4", False)
+    # the host memory asked is per node: its 4 processes
+    assert int(train["mem_mb"]) == pytest.approx(4 * (1.3 * 4 * 7615616512 + 3 * 2**30) / 2**20, abs=1)
+    config["models"]["qwen7b"].update(gpus=0)
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path))
+    assert f"{path}: models.qwen7b.nodes: training on several nodes needs GPUs on each" in result.stdout + result.stderr

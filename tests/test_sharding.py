@@ -91,7 +91,7 @@ def test_micro_batch_means_would_differ_from_the_step_token_mean(data, tiny_mode
 
 # --- several processes (torchrun, gloo on the CPU: the stand-in for GPUs) -------------------------------------
 
-PROCESS_METHODS = ["sft", "lora", "l2", "talr", "flow"]
+PROCESS_METHODS = ["sft", "lora", "l2", "talr", "flow", "hft"]
 
 
 def run_processes(method: str, tiny_model_dir, data, out, processes: int, batch_size: int, strategy="auto"):
@@ -250,3 +250,30 @@ def test_gradient_checkpointing_changes_nothing_but_memory(method, tiny_model_di
     assert [x for p in ckpt_log for x in p] == pytest.approx([x for p in plain_log for x in p], rel=LOSS_RTOL)
     assert ckpt_log[0][1] > 0  # gradients reached the trainable weights through the recomputed blocks
     assert max(float((ckpt[k] - plain[k]).abs().max()) for k in plain) <= WEIGHT_ATOL
+
+
+def test_several_nodes_start_one_torchrun_per_node_with_srun_and_a_rendezvous():
+    import sys
+
+    from forgetbench.training.launch import torchrun_command
+
+    assert torchrun_command(4) == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4",
+                                   "-m", "forgetbench.training.launch"]
+    assert torchrun_command(8, nodes=2, head="gpu-a17", job_id="4242") == [
+        "srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=8", "--rdzv-backend=c10d",
+        "--rdzv-endpoint=gpu-a17:29500", "--rdzv-id=4242", "-m", "forgetbench.training.launch"]
+
+
+def test_a_multi_node_job_outside_such_an_allocation_fails_in_one_line(monkeypatch):
+    from forgetbench.training.launch import run
+
+    for var in ("SLURM_JOB_NUM_NODES", "SLURM_NNODES"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(RuntimeError, match=r"^rule train \(x\): the model trains on 2 nodes but the job runs on no SLURM "
+                                           r"allocation \(not under SLURM\); submit it with the slurm profile "
+                                           r"\(resources nodes=2\)$"):
+        run({"out_run": "unused"}, 2, 2, gpus=0, job="rule train (x)", nodes=2)
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "1")
+    with pytest.raises(RuntimeError, match=r"runs on 1 \(SLURM_JOB_NUM_NODES=1\)"):
+        run({"out_run": "unused"}, 2, 2, gpus=0, job="rule train (x)", nodes=2)

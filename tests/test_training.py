@@ -292,3 +292,27 @@ def test_precisions_keep_their_weights_dtype_and_train_alike(tiny_model_dir, tmp
     first = {p: losses[0] for p, (_, _, losses) in runs.items()}
     assert first["bf16-mixed"] == pytest.approx(first["fp32"], rel=2e-2) and first["bf16-mixed"] != first["fp32"]
     assert first["bf16"] == pytest.approx(first["fp32"], rel=2e-2) and first["bf16"] != first["fp32"]
+
+
+def test_report_to_tensorboard_writes_event_files_beside_the_cells_outputs(tiny_model_dir, tmp_path, monkeypatch):
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event  # the writer the Trainer uses where TensorBoard is not installed
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", "elsewhere")  # train_cell sets it; restored after the test
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, records())
+    out = tmp_path / "cell"
+    c = cell()
+    c["training"] = {**TRAINING, "report_to": ["tensorboard"]}
+    train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"), str(out / "run.json"), c)
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    raw, tags = events[0].read_bytes(), []
+    pos = 0
+    while pos < len(raw):  # TFRecord: length, its CRC, the event, its CRC
+        (length,) = struct.unpack("<Q", raw[pos:pos + 8])
+        event = Event.FromString(raw[pos + 12:pos + 12 + length])
+        tags += [(v.tag, event.step) for v in event.summary.value]
+        pos += 12 + length + 4
+    assert [step for tag, step in tags if tag == "train/loss"] == [1, 2, 3]

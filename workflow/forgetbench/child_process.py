@@ -18,10 +18,13 @@ def checkout_pythonpath() -> str:
     return os.pathsep.join(filter(None, [str(WORKFLOW), os.environ.get("PYTHONPATH")]))
 
 
-def run_with_spec(command: list[str], spec: dict, env: dict[str, str], failure: str) -> None:
-    """Run `command SPEC.json` (SPEC holding `spec`) with `env` on top of this environment; its output goes where
-    this process's goes (the job's log). A non-zero exit raises RuntimeError: `failure` and the exit code."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="forgetbench-spec-", delete=False) as f:
+def run_with_spec(command: list[str], spec: dict, env: dict[str, str], failure: str, spec_dir=None) -> None:
+    """Run `command SPEC.json` (SPEC holding `spec`, in `spec_dir` where other nodes must read it, else the temp
+    folder) with `env` on top of this environment; its output goes where this process's goes (the job's log).
+    A non-zero exit raises RuntimeError: `failure` and the exit code."""
+    if spec_dir is not None:
+        Path(spec_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="forgetbench-spec-", delete=False, dir=spec_dir) as f:
         json.dump(spec, f)
     try:
         sys.stdout.flush()

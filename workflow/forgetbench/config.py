@@ -216,12 +216,25 @@ def job_gpus(config: dict, model: str) -> int:
     return config["models"][model].get("gpus", config.get("resources", {}).get("gpu", 0))
 
 
+def job_nodes(config: dict, model: str) -> int:
+    """Nodes per training job of a model (models.<name>.nodes), each with job_gpus GPUs."""
+    return config["models"][model].get("nodes", 1)
+
+
 def training_processes(config: dict, model: str) -> int:
     """Processes of a model's training jobs: training.processes, else one per GPU of the job (at least 1)."""
     return config.get("training", {}).get("processes") or max(1, job_gpus(config, model))
 
 
 def check_training(config: dict, where: str) -> None:
+    for model in config["models"]:
+        if job_nodes(config, model) > 1 and job_gpus(config, model) == 0:
+            raise ConfigError(f"{where}: models.{model}.nodes: training on several nodes needs GPUs on each "
+                              f"(models.{model}.gpus or resources.gpu)")
+    if "tensorboard" in config.get("training", {}).get("report_to", []) and not (
+            importlib.util.find_spec("tensorboardX") or importlib.util.find_spec("tensorboard")):
+        raise ConfigError(f"{where}: training.report_to: tensorboard needs the tensorboardX package (in the project's "
+                          f"dependencies: pip install -e .)")
     for model in config["models"]:
         if (config.get("training", {}).get("strategy") == "fsdp" and training_processes(config, model) > 1
                 and job_gpus(config, model) == 0):

@@ -99,11 +99,13 @@ def trained_methods(config: dict, model: str, scaling_runs) -> dict[str, object]
 
 def plan_resources(config: dict, where: str, results_dir: str | Path, job_gpus, training_processes,
                    scaling_runs=()) -> ResourcePlan:
-    """`job_gpus(config, model)` and `training_processes(config, model)` are forgetbench.config's."""
+    """`job_gpus(config, model)` and `training_processes(config, model)` are forgetbench.config's (per node;
+    a model's training runs on models.<name>.nodes nodes: FSDP shards over every process of every node)."""
     resources = config.get("resources", {})
     models = {}
     for model, model_cfg in config["models"].items():
-        gpus, processes = job_gpus(config, model), training_processes(config, model)
+        nodes = model_cfg.get("nodes", 1)
+        gpus, processes = job_gpus(config, model), training_processes(config, model) * nodes
         raw, source = read_model_config(model, model_cfg, Path(results_dir) / model / "base" / "model")
         try:
             shape = ModelShape.from_config(raw) if raw is not None else None
@@ -123,13 +125,14 @@ def plan_resources(config: dict, where: str, results_dir: str | Path, job_gpus, 
         )
         for folder, method in trained_methods(config, model, scaling_runs).items():
             plan.train[folder] = _train_request(config, where, model, folder, method, shape, gpus, processes,
-                                                results_dir, resources, plan)
+                                                results_dir, resources, plan, nodes)
         models[model] = plan
     return ResourcePlan(models)
 
 
 def _train_request(config, where, model, folder, method, shape, gpus, processes, results_dir, resources,
-                   plan: ModelPlan) -> JobRequest:
+                   plan: ModelPlan, nodes: int = 1) -> JobRequest:
+    """`gpus` per node, `processes` over all nodes; mem_mb is per node."""
     threads = resources.get("train_threads", 1)
     if shape is None:
         return _request("train", 0, 0)
@@ -141,7 +144,8 @@ def _train_request(config, where, model, folder, method, shape, gpus, processes,
     if capacity is not None and estimate.gib > capacity:
         lora = get_method("lora")(**get_method("lora").validate_hparams(config["methods"].get("lora"), "lora"))
         fits = what_would_fit(shape, method, setup, capacity, lora=lora)
-        per = (f"per GPU ({gpus} GPU{'s' if gpus != 1 else ''}" + (f" {setup.strategy.upper()}" if processes > 1 else "")
+        per = (f"per GPU ({gpus} GPU{'s' if gpus != 1 else ''}" + (f" x {nodes} nodes" if nodes > 1 else "")
+               + (f" {setup.strategy.upper()}" if processes > 1 else "")
                if gpus else f"of host memory ({processes} process{'es' if processes != 1 else ''}")
         key = f"models.{model}.gpu_mem_gb or resources.gpu_mem_gb" if gpus else "resources.host_mem_gb"
         raise ConfigError(
@@ -154,11 +158,11 @@ def _train_request(config, where, model, folder, method, shape, gpus, processes,
     steps = train.get("max_steps") or math.ceil(train["epochs"] * training_examples(config, results_dir) / effective)
     tokens = steps * effective * train["max_seq_len"]
     fraction = method.trainable_params(shape) / shape.params
-    minutes = train_runtime(shape.params, fraction, tokens, gpus, threads, setup.precision,
+    minutes = train_runtime(shape.params, fraction, tokens, gpus * nodes, threads, setup.precision,
                             resources.get("gpu_tflops", 100))
     if gpus:  # host memory: every process loads the whole model before it moves to its GPU
         load = 2 if setup.precision == "bf16" else 4
-        host = processes * (1.3 * load * shape.params + 3 * GIB)
+        host = processes // nodes * (1.3 * load * shape.params + 3 * GIB)
     else:  # everything is in host memory, once per process
         host = 1.25 * processes * estimate.total
     return _request("train", host, minutes)

@@ -21,4 +21,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
         checkpoint_steps=snakemake.params.get("checkpoint_steps"),  # noqa: F821
     )
     job = f"rule {snakemake.rule} ({snakemake.output.run})"  # noqa: F821
-    run(spec, snakemake.params.processes, snakemake.threads, gpus=snakemake.resources.get("gpu", 0), job=job)  # noqa: F821
+    nodes = snakemake.resources.get("nodes", 1)  # noqa: F821
+    # the job's GPUs are over all its nodes; each node's torchrun sees its own
+    run(spec, snakemake.params.processes, snakemake.threads, gpus=snakemake.resources.get("gpu", 0) // nodes,  # noqa: F821
+        job=job, nodes=nodes)

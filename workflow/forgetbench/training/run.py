@@ -64,7 +64,7 @@ def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str, s
         save_strategy="steps" if resume_every else "no",
         save_steps=resume_every or 500,
         save_total_limit=1,
-        report_to=[],
+        report_to=list(train_cfg.get("report_to") or []),
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         bf16=train_cfg.get("precision", "fp32") == "bf16-mixed",
@@ -176,6 +176,8 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
           (atomic_path(out_log) if main else tempfile.NamedTemporaryFile(suffix=".jsonl")) as log_tmp):
         model_dir = Path(model_dir)
         log_tmp = log_tmp if main else log_tmp.name
+        if "tensorboard" in (train_cfg.get("report_to") or []):  # event files beside the cell's outputs
+            os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(out_model).parent / "tensorboard")
         trainer = MethodTrainer(
             model=model,
             args=training_arguments(train_cfg, cell["lr"], cell["seed"], str(resume_dir),
