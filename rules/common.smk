@@ -63,7 +63,7 @@ if VLLM_MODELS and not USE_CONDA:  # under --use-conda Snakemake builds the envi
 
 # Per model: the training memory check (refuses a config that cannot fit, before any job) and the mem_mb and
 # runtime each rule asks for, grown with the parameter count (forgetbench.job_resources).
-RESOURCES = plan_resources(config, CONFIG_FILE, RESULTS, job_gpus, training_processes, SCALING_RUNS.values()).models
+RESOURCES = plan_resources(config, CONFIG_FILE, RESULTS, SCALING_RUNS.values())
 
 
 def train_env(wildcards):

@@ -227,15 +227,14 @@ def training_processes(config: dict, model: str) -> int:
 
 
 def check_training(config: dict, where: str) -> None:
-    for model in config["models"]:
-        if job_nodes(config, model) > 1 and job_gpus(config, model) == 0:
-            raise ConfigError(f"{where}: models.{model}.nodes: training on several nodes needs GPUs on each "
-                              f"(models.{model}.gpus or resources.gpu)")
     if "tensorboard" in config.get("training", {}).get("report_to", []) and not (
             importlib.util.find_spec("tensorboardX") or importlib.util.find_spec("tensorboard")):
         raise ConfigError(f"{where}: training.report_to: tensorboard needs the tensorboardX package (in the project's "
                           f"dependencies: pip install -e .)")
     for model in config["models"]:
+        if job_nodes(config, model) > 1 and job_gpus(config, model) == 0:
+            raise ConfigError(f"{where}: models.{model}.nodes: training on several nodes needs GPUs on each "
+                              f"(models.{model}.gpus or resources.gpu)")
         if (config.get("training", {}).get("strategy") == "fsdp" and training_processes(config, model) > 1
                 and job_gpus(config, model) == 0):
             raise ConfigError(f"{where}: training.strategy: fsdp shards over GPUs only, and model {model}'s jobs have "

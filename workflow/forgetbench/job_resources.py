@@ -2,8 +2,8 @@
 check (a config that cannot fit is refused before any job) and the `mem_mb` / `runtime` requests that grow
 with the model's parameter count and, for training, with its examples × epochs.
 
-    plan = plan_resources(config, "config.yaml", "results/default")   # ConfigError if a train job cannot fit
-    plan.models["qwen2.5-7b"].train["sft"]                            # JobRequest(mem_mb=..., runtime=...)
+    plans = plan_resources(config, "config.yaml", "results/default")  # ConfigError if a train job cannot fit
+    plans["qwen2.5-7b"].train["sft"]                                  # JobRequest(mem_mb=..., runtime=...)
 
 Requests are the first attempt's; the rules multiply them by the attempt number. A site overrides them per
 rule with `--set-resources train:mem_mb=... train:runtime=...` (README, "Resources").
@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forgetbench.config import job_gpus, job_nodes, training_processes
 from forgetbench.errors import ConfigError
 from forgetbench.methods import get_method
 from forgetbench.training.memory import (GIB, ModelShape, TrainingSetup, estimate_training_memory, read_model_config,
@@ -40,18 +41,10 @@ class JobRequest:
 
 @dataclass
 class ModelPlan:
-    params: int | None
-    source: str  # where the shape came from, or why it is unknown
     prepare: JobRequest
     score: JobRequest
     evaluate: JobRequest
     train: dict[str, JobRequest] = field(default_factory=dict)  # method folder (scaling runs included) -> request
-    memory_gib: dict[str, float] = field(default_factory=dict)  # the per-process training estimate, when known
-
-
-@dataclass
-class ResourcePlan:
-    models: dict[str, ModelPlan]
 
 
 def _request(kind: str, mem_bytes: float, minutes: float) -> JobRequest:
@@ -78,7 +71,7 @@ def train_runtime(params: int, trainable_fraction: float, tokens: float, gpus: i
     return 10 + RUNTIME_SAFETY * flops / rate / 60
 
 
-def training_setup(config: dict, model: str, method, gpus: int, processes: int) -> TrainingSetup:
+def training_setup(config: dict, method, gpus: int, processes: int) -> TrainingSetup:
     train = config["training"]
     strategy = sharding_strategy(train.get("strategy", "auto"), method, processes, gpus > 0)
     return TrainingSetup(precision=train.get("precision", "fp32"), batch_size=train["batch_size"],
@@ -97,14 +90,13 @@ def trained_methods(config: dict, model: str, scaling_runs) -> dict[str, object]
     return out
 
 
-def plan_resources(config: dict, where: str, results_dir: str | Path, job_gpus, training_processes,
-                   scaling_runs=()) -> ResourcePlan:
-    """`job_gpus(config, model)` and `training_processes(config, model)` are forgetbench.config's (per node;
-    a model's training runs on models.<name>.nodes nodes: FSDP shards over every process of every node)."""
-    resources = config.get("resources", {})
-    models = {}
+def plan_resources(config: dict, where: str, results_dir: str | Path, scaling_runs=()) -> dict[str, ModelPlan]:
+    """Model -> what its jobs ask for. A model's training runs on job_nodes nodes of job_gpus GPUs each, FSDP
+    sharding over every process of every node."""
+    examples = training_examples(config, results_dir)
+    plans = {}
     for model, model_cfg in config["models"].items():
-        nodes = model_cfg.get("nodes", 1)
+        nodes = job_nodes(config, model)
         gpus, processes = job_gpus(config, model), training_processes(config, model) * nodes
         raw, source = read_model_config(model, model_cfg, Path(results_dir) / model / "base" / "model")
         try:
@@ -116,29 +108,26 @@ def plan_resources(config: dict, where: str, results_dir: str | Path, job_gpus, 
                   file=sys.stderr)
         params = shape.params if shape else 0
         plan = ModelPlan(
-            params=shape.params if shape else None,
-            source=source,
             # float32 load and safetensors save; the download
             prepare=_request("prepare", 2.2 * 4 * params + 4 * GIB, 30 + 5 * params / 1e9),
             score=_request("score", 1.3 * 4 * params + 4 * GIB, 20 + 5 * params / 1e9),
             evaluate=_request("evaluate", 1.3 * 4 * params + 4 * GIB, 30 + 10 * params / 1e9),
         )
         for folder, method in trained_methods(config, model, scaling_runs).items():
-            plan.train[folder] = _train_request(config, where, model, folder, method, shape, gpus, processes,
-                                                results_dir, resources, plan, nodes)
-        models[model] = plan
-    return ResourcePlan(models)
+            plan.train[folder] = _train_request(config, where, model, folder, method, shape, gpus, processes, nodes,
+                                                examples)
+        plans[model] = plan
+    return plans
 
 
-def _train_request(config, where, model, folder, method, shape, gpus, processes, results_dir, resources,
-                   plan: ModelPlan, nodes: int = 1) -> JobRequest:
+def _train_request(config, where, model, folder, method, shape, gpus, processes, nodes, examples) -> JobRequest:
     """`gpus` per node, `processes` over all nodes; mem_mb is per node."""
+    resources = config.get("resources", {})
     threads = resources.get("train_threads", 1)
     if shape is None:
         return _request("train", 0, 0)
-    setup = training_setup(config, model, method, gpus, processes)
+    setup = training_setup(config, method, gpus, processes)
     estimate = estimate_training_memory(shape, method, setup)
-    plan.memory_gib[folder] = estimate.gib
     capacity = (config["models"][model].get("gpu_mem_gb") or resources.get("gpu_mem_gb", 80)) if gpus else \
         resources.get("host_mem_gb")
     if capacity is not None and estimate.gib > capacity:
@@ -155,7 +144,7 @@ def _train_request(config, where, model, folder, method, shape, gpus, processes,
             f"{'; '.join(fits) if fits else 'no single change (combine precision, gradient checkpointing, GPUs)'}")
     train = config["training"]
     effective = train["batch_size"] * train["grad_accum"] * processes
-    steps = train.get("max_steps") or math.ceil(train["epochs"] * training_examples(config, results_dir) / effective)
+    steps = train.get("max_steps") or math.ceil(train["epochs"] * examples / effective)
     tokens = steps * effective * train["max_seq_len"]
     fraction = method.trainable_params(shape) / shape.params
     minutes = train_runtime(shape.params, fraction, tokens, gpus * nodes, threads, setup.precision,

@@ -32,8 +32,10 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from forgetbench.training.sharding import sharding_strategy
+
 GIB = 1024**3
-LOGPROB_CHUNK = 256  # forgetbench.training.trainer.LOGPROB_CHUNK (not imported: that module imports torch)
+LOGPROB_CHUNK = 256  # sequence positions per log-softmax in forgetbench.training.trainer.token_logprobs
 # Outside the tensors: the CUDA context and the allocator's fragmentation on a GPU; on a CPU the process itself
 # (Python, torch, transformers) — measured by benchmarks/train_memory.py.
 GPU_RUNTIME_BYTES = 1.5 * GIB
@@ -179,24 +181,18 @@ def what_would_fit(shape: ModelShape, method, setup: TrainingSetup, capacity_gib
     if setup.on_gpu:
         for gpus in (2, 4, 8):
             if setup.processes < gpus <= max_gpus:
-                options.append((f"gpus: {gpus} (FSDP)", replace(setup, processes=gpus, strategy="fsdp"), method))
-    batch = setup.batch_size // 2
-    while batch >= 1:
+                strategy = sharding_strategy("auto", method, gpus, gpus=True)
+                options.append((f"gpus: {gpus} ({strategy.upper()})", replace(setup, processes=gpus, strategy=strategy),
+                                method))
+    batch = setup.batch_size // 2  # only the largest batch that fits
+    while batch > 1 and estimate_training_memory(shape, method, replace(setup, batch_size=batch)).gib > capacity_gib:
+        batch //= 2
+    if batch >= 1:
         options.append((f"training.batch_size: {batch} (grad_accum x{setup.batch_size // batch} keeps the batch)",
                         replace(setup, batch_size=batch), method))
-        batch //= 2
     if lora is not None and method.name != "lora":
         options.append(("method lora", setup, lora))
-    fits = [label for label, s, m in options if estimate_training_memory(shape, m, s).gib <= capacity_gib]
-    seen_batch = False
-    out = []
-    for label in fits:  # only the largest batch that fits
-        if label.startswith("training.batch_size"):
-            if seen_batch:
-                continue
-            seen_batch = True
-        out.append(label)
-    return out
+    return [label for label, s, m in options if estimate_training_memory(shape, m, s).gib <= capacity_gib]
 
 
 def read_model_config(name: str, cfg: dict, prepared_dir: str | Path) -> tuple[dict | None, str]:

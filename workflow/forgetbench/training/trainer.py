@@ -16,10 +16,10 @@ from transformers import Trainer, TrainerCallback
 
 from forgetbench.atomic import atomic_directory
 from forgetbench.training.collate import PER_SAMPLE_FIELDS
+from forgetbench.training.memory import LOGPROB_CHUNK  # the memory estimate counts one chunk
 from forgetbench.training.tokenize import IGNORE_INDEX
 
 
-LOGPROB_CHUNK = 256  # sequence positions per cross-entropy call
 
 
 def _chunk_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
