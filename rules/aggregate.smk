@@ -9,15 +9,18 @@ localrules:
 
 rule aggregate:
     input:
-        get_all_metrics(),
+        **get_all_metrics(),
     output:
-        csv=f"{RESULTS}/tables/tradeoff.csv",
+        csv=report(f"{RESULTS}/tables/tradeoff.csv", caption="../workflow/report/tradeoff_csv.rst", category="Tables"),
+        grouped=report(f"{RESULTS}/tables/tradeoff_grouped.csv", caption="../workflow/report/tradeoff_csv.rst",
+                       category="Tables"),
         parquet=f"{RESULTS}/tables/tradeoff.parquet",
         md=report(f"{RESULTS}/tables/tradeoff.md", caption="../workflow/report/tradeoff_table.rst", category="Tables"),
-        tex=f"{RESULTS}/tables/tradeoff.tex",
+        tex=report(f"{RESULTS}/tables/tradeoff.tex", caption="../workflow/report/tradeoff_table.rst", category="Tables"),
     params:
-        code=code_stamp("forgetbench.aggregation.table"),
+        code=code_stamp("forgetbench.aggregation.table", "forgetbench.aggregation.intervals"),
         general=list(config["evaluation"]["general"]),
+        aggregation=config["aggregation"],
     log:
         f"{RESULTS}/logs/aggregate.log",
     benchmark:
@@ -35,9 +38,12 @@ rule plot_tradeoff:
     input:
         f"{RESULTS}/tables/tradeoff.csv",
     output:
-        report(f"{RESULTS}/figures/tradeoff.png", caption="../workflow/report/tradeoff_plot.rst", category="Figures"),
+        tradeoff=report(f"{RESULTS}/figures/tradeoff.png", caption="../workflow/report/tradeoff_plot.rst",
+                        category="Figures"),
+        loss=report(f"{RESULTS}/figures/loss_vs_forgetting.png", caption="../workflow/report/loss_plot.rst",
+                    category="Figures"),
     params:
-        code=code_stamp("forgetbench.aggregation.plots"),
+        code=code_stamp("forgetbench.aggregation.plots", "forgetbench.aggregation.table"),
     log:
         f"{RESULTS}/logs/plot_tradeoff.log",
     benchmark:

@@ -6,7 +6,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_nodes, method_folders, scaling_runs,
                                training_processes)
 from forgetbench.evaluation.backend import resolve_backend
-from forgetbench.evaluation.tasks import eval_families
+from forgetbench.evaluation.tasks import DOMAIN_TASKS, eval_families, tasks_stamp
 from forgetbench.evaluation.vllm_env import check_vllm_environment
 from forgetbench.job_resources import plan_resources
 from forgetbench.methods import get_method
@@ -21,6 +21,7 @@ METHOD_FOLDERS = method_folders(config)
 TRAINED = [m for m in config["methods"] if get_method(m).kind == "train"]
 POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(name).kind == "posthoc"]
 EVAL_FAMILIES = eval_families(config["evaluation"], CONFIG_FILE)
+TASK_STAMPS = {family: tasks_stamp(tasks) for family, tasks in EVAL_FAMILIES.items()}
 SCALING_RUNS = {(r.model, r.method): r for r in scaling_runs(config)}
 # At each checkpoint: the domain score, the general text (forgetting) and the chosen general tasks.
 SCALING_TASKS = {
@@ -158,12 +159,13 @@ def eval_job(wildcards):
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "gpus": model_gpus(wildcards),
         "backend": EVAL_BACKEND[wildcards.model],
+        "tasks_code": TASK_STAMPS[wildcards.family],
     }
 
 
 def get_eval_inputs(wildcards):
     inputs = {"base": f"{RESULTS}/{wildcards.model}/base/model"}
-    if "domain" in EVAL_FAMILIES[wildcards.family]:
+    if DOMAIN_TASKS & set(EVAL_FAMILIES[wildcards.family]):
         inputs["domain_test"] = f"{RESULTS}/data/{DOMAIN}/test.jsonl"
     if wildcards.cell != "base":
         inputs["tuned"] = f"{RESULTS}/{wildcards.model}/{wildcards.cell}/model"
@@ -172,8 +174,11 @@ def get_eval_inputs(wildcards):
 
 
 def get_family_results(wildcards):
-    """Every task family's result of one model or cell, merged into its eval/metrics.json."""
-    return [f"{RESULTS}/{wildcards.model}/{wildcards.cell}/eval/{family}.json" for family in EVAL_FAMILIES]
+    """Every task family's result and per-item scores of one model or cell, merged into its eval/metrics.json
+    and eval/items.jsonl."""
+    folder = f"{RESULTS}/{wildcards.model}/{wildcards.cell}/eval"
+    return {"json": [f"{folder}/{family}.json" for family in EVAL_FAMILIES],
+            "per_item": [f"{folder}/{family}.items.jsonl" for family in EVAL_FAMILIES]}
 
 
 def scaling_cell_config(wildcards):
@@ -223,15 +228,16 @@ def get_token_stats():
 
 
 def get_all_metrics():
-    """Every evaluation: the base model once per model, then every cell."""
-    base = [f"{RESULTS}/{m}/base/eval/metrics.json" for m in config["models"]]
-    return base + [f"{RESULTS}/{c.path}/eval/metrics.json" for c in CELLS]
+    """Every evaluation's metrics and per-item scores: the base model once per model, then every cell."""
+    folders = [f"{RESULTS}/{m}/base/eval" for m in config["models"]] + [f"{RESULTS}/{c.path}/eval" for c in CELLS]
+    return {"metrics": [f"{f}/metrics.json" for f in folders], "per_item": [f"{f}/items.jsonl" for f in folders]}
 
 
 def get_final_outputs():
     tables = [f"{RESULTS}/tables/tradeoff.{ext}" for ext in ("csv", "parquet", "md", "tex")]
+    tables.append(f"{RESULTS}/tables/tradeoff_grouped.csv")
     tables += [f"{RESULTS}/tables/token_stats.{ext}" for ext in ("csv", "md")]
-    outputs = tables + [f"{RESULTS}/figures/tradeoff.png", f"{RESULTS}/figures/token_probs.png"]
+    outputs = tables + [f"{RESULTS}/figures/{name}.png" for name in ("tradeoff", "loss_vs_forgetting", "token_probs")]
     if SCALING_RUNS:
         outputs += [f"{RESULTS}/tables/scaling_fits.{ext}" for ext in ("csv", "md", "tex")]
         outputs += [f"{RESULTS}/figures/{name}.png" for name in

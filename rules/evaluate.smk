@@ -8,7 +8,8 @@ rule evaluate:
     input:
         unpack(get_eval_inputs),
     output:
-        f"{RESULTS}/{{model}}/{{cell}}/eval/{{family}}.json",
+        json=f"{RESULTS}/{{model}}/{{cell}}/eval/{{family}}.json",
+        per_item=f"{RESULTS}/{{model}}/{{cell}}/eval/{{family}}.items.jsonl",
     params:
         job=eval_job,
         evaluation=config["evaluation"],
@@ -30,9 +31,10 @@ rule evaluate:
 
 rule merge_evaluations:
     input:
-        get_family_results,
+        unpack(get_family_results),
     output:
-        f"{RESULTS}/{{model}}/{{cell}}/eval/metrics.json",
+        json=f"{RESULTS}/{{model}}/{{cell}}/eval/metrics.json",
+        per_item=f"{RESULTS}/{{model}}/{{cell}}/eval/items.jsonl",
     log:
         f"{RESULTS}/logs/merge_evaluations/{{model}}/{{cell}}.log",
     benchmark:

@@ -94,9 +94,9 @@ rule aggregate_scaling:
         metrics=get_scaling_metrics(),
     output:
         table=f"{RESULTS}/tables/scaling.csv",
-        fits=f"{RESULTS}/tables/scaling_fits.csv",
+        fits=report(f"{RESULTS}/tables/scaling_fits.csv", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
         md=report(f"{RESULTS}/tables/scaling_fits.md", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
-        tex=f"{RESULTS}/tables/scaling_fits.tex",
+        tex=report(f"{RESULTS}/tables/scaling_fits.tex", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
     params:
         code=code_stamp("forgetbench.scaling.table", "forgetbench.scaling.fits", "forgetbench.scaling.report"),
         general=list(config.get("scaling", {}).get("general", {})),

@@ -1,62 +1,211 @@
-"""The tidy table, its deltas against the base model, the paper-shaped Markdown/LaTeX, and the plot from the table."""
+"""The tidy table with paired bootstrap intervals, the paper-shaped Markdown/LaTeX, and the plots from the table."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from forgetbench.aggregation.plots import tradeoff_plot
-from forgetbench.aggregation.table import build_table, paper_table, to_latex, to_markdown
+from forgetbench.aggregation import intervals
+from forgetbench.aggregation.plots import loss_forgetting_plot, spread_ties, tradeoff_plot
+from forgetbench.aggregation.table import build_tables, format_lr, paper_table, to_latex, to_markdown
 
 GENERAL = ["arc_easy", "gsm8k"]
+N_ARC, N_GSM, N_TEXT, N_DOMAIN = 20, 4, 12, 16
+LN2 = math.log(2)
 
 
-def write_metrics(path, model, method, lr, seed, domain, arc, gsm, bpb):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metrics = {"domain": {"score": domain}, "arc_easy": {"score": arc}, "gsm8k": {"score": gsm},
-               "general_text": {"score": bpb}}
-    path.write_text(json.dumps({"cell": {"model": model, "method": method, "lr": lr, "seed": seed},
-                                "metrics": metrics}))
-    return path
+def _text_items(shift: float) -> list[tuple[float, int]]:
+    """Per passage (log-likelihood, bytes): widely varying losses, the cell's loss `shift` bits per byte above."""
+    return [(-(0.5 + 0.2 * i) * LN2 * (100 + 10 * i) - shift * LN2 * (100 + 10 * i), 100 + 10 * i) for i in range(N_TEXT)]
+
+
+def write_eval(folder, name, model, method, lr, seed, domain, arc, gsm, text_shift, loss_shift=0.0,
+               engine=("hf", "float32")):
+    """A metrics file and its items file whose scores agree; `domain`, `arc`, `gsm` are per-item 0/1 lists."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = _text_items(text_shift)
+    loss = [(-(1.0 + 0.1 * i) * 20 - loss_shift * 20, 20) for i in range(N_DOMAIN)]
+    items = ([{"task": "domain", "leaf": "fb_domain", "doc_id": i, "value": v} for i, v in enumerate(domain)]
+             + [{"task": "arc_easy", "leaf": "fb_arc_easy", "doc_id": i, "value": v} for i, v in enumerate(arc)]
+             + [{"task": "gsm8k", "leaf": "fb_gsm8k", "doc_id": i, "value": v} for i, v in enumerate(gsm)]
+             + [{"task": "general_text", "leaf": "fb_general_text", "doc_id": i, "value": list(v)} for i, v in enumerate(text)]
+             + [{"task": "domain_loss", "leaf": "fb_domain_loss", "doc_id": i, "value": list(v)} for i, v in enumerate(loss)])
+    ratio = lambda pairs, scale: -sum(a for a, _ in pairs) / sum(b for _, b in pairs) * scale  # noqa: E731
+    metrics = {"domain": {"score": float(np.mean(domain)), "metric": "accuracy"},
+               "arc_easy": {"score": float(np.mean(arc)), "metric": "acc"},
+               "gsm8k": {"score": float(np.mean(gsm)), "metric": "exact_match"},
+               "general_text": {"score": ratio(text, 1 / LN2), "metric": "bits_per_byte"},
+               "domain_loss": {"score": ratio(loss, 1.0), "metric": "nll_per_token"}}
+    backend, dtype = engine
+    settings = {"backend": backend, "dtype": dtype, "vllm_version": "0.32.0+cpu" if backend == "vllm" else None}
+    result = {"cell": {"model": model, "method": method, "lr": lr, "seed": seed}, "metrics": metrics,
+              "families": {"general": {"settings": settings}}, "packages": {"transformers": "4.99.0"}}
+    (folder / f"{name}.json").write_text(json.dumps(result))
+    (folder / f"{name}.items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    return folder / f"{name}.json", folder / f"{name}.items.jsonl"
+
+
+ARC_BASE = [1] * 10 + [0] * 10
+
+
+def flip(values, k):
+    """`values` with its first k ones set to 0."""
+    out, left = list(values), k
+    for i, v in enumerate(out):
+        if v and left:
+            out[i], left = 0, left - 1
+    return out
 
 
 @pytest.fixture
-def metric_files(tmp_path):
+def evaluations(tmp_path):
+    domain = [1] * 8 + [0] * 8
     rows = [
-        ("m", "base", None, None, 0.10, 0.60, 0.20, 1.00),
-        ("m", "sft", 1e-5, 0, 0.50, 0.50, 0.10, 1.20),
-        ("m", "sft", 1e-5, 1, 0.70, 0.40, 0.10, 1.40),
-        ("m", "lora", 1e-5, 0, 0.30, 0.60, 0.20, 1.05),
+        ("base", "m", "base", None, None, domain, ARC_BASE, [0, 0, 1, 0], 0.0, 0.0),
+        ("sft0", "m", "sft", 2e-5, 0, [1] * 12 + [0] * 4, flip(ARC_BASE, 1), [0, 0, 1, 0], 0.05, -0.3),
+        ("sft1", "m", "sft", 2e-5, 1, [1] * 12 + [0] * 4, flip(ARC_BASE, 1), [0, 0, 1, 0], 0.15, -0.3),
+        ("lora0", "m", "lora", 2e-5, 0, domain, ARC_BASE, [0, 0, 1, 0], 0.01, -0.1),
+        ("sfthi", "m", "sft", 2e-4, 0, [1] * 14 + [0] * 2, flip(ARC_BASE, 9), [0, 0, 0, 0], 0.80, -0.6),
     ]
-    return [write_metrics(tmp_path / f"{i}.json", *row) for i, row in enumerate(rows)]
+    return [write_eval(tmp_path, *row) for row in rows]
 
 
-def test_table_has_general_average_and_deltas_against_base(metric_files):
-    table = build_table(metric_files, GENERAL)
-    assert list(table["method"]) == ["base", "lora", "sft", "sft"]
-    sft0 = table[(table["method"] == "sft") & (table["seed"] == 0)].iloc[0]
-    assert sft0["general_avg"] == pytest.approx(0.30)
-    assert sft0["delta_general"] == pytest.approx(0.30 - 0.40)
-    assert sft0["delta_domain"] == pytest.approx(0.40)
-    assert sft0["forgetting"] == pytest.approx(0.20)
-    base = table[table["method"] == "base"].iloc[0]
+def tables(evaluations, **kwargs):
+    return build_tables([m for m, _ in evaluations], [i for _, i in evaluations], GENERAL, **kwargs)
+
+
+def test_scores_and_deltas_against_base(evaluations):
+    tidy, _ = tables(evaluations)
+    assert list(tidy["method"]) == ["base", "lora", "sft", "sft", "sft"]
+    sft0 = tidy[(tidy["method"] == "sft") & (tidy["seed"] == 0) & (tidy["lr"] == 2e-5)].iloc[0]
+    assert sft0["arc_easy"] == pytest.approx(0.45) and sft0["general_avg"] == pytest.approx((0.45 + 0.25) / 2)
+    assert sft0["delta_general"] == pytest.approx(-0.025)
+    assert sft0["forgetting"] == pytest.approx(0.05)
+    assert sft0["delta_domain_loss"] == pytest.approx(-0.3)
+    assert (sft0["n_arc_easy"], sft0["n_gsm8k"], sft0["n_general_text"]) == (N_ARC, N_GSM, N_TEXT)
+    base = tidy[tidy["method"] == "base"].iloc[0]
     assert base["forgetting"] == 0 and base["delta_general"] == 0
 
 
-def test_paper_table_averages_seeds_with_std_and_puts_base_first(metric_files):
-    paper = paper_table(build_table(metric_files, GENERAL), GENERAL)
-    assert list(paper["Method"]) == ["base", "lora", "sft"]
-    sft = paper[paper["Method"] == "sft"].iloc[0]
-    assert sft["Domain"] == "0.600 ± 0.141"
-    assert sft["LR"] == "1e-05"
-    assert paper.iloc[0]["LR"] == "—"
+def test_paired_interval_of_a_constant_shift_is_the_shift(evaluations):
+    """Passages' losses vary 0.5-2.7 bpb, so each cell's own interval is wide; the same shift on every passage gives
+    a paired difference with no spread at all: the interval is the shift and it excludes 0."""
+    tidy, _ = tables(evaluations)
+    sft0 = tidy[(tidy["method"] == "sft") & (tidy["seed"] == 0) & (tidy["lr"] == 2e-5)].iloc[0]
+    assert sft0["general_text_hi"] - sft0["general_text_lo"] > 0.3
+    assert sft0["forgetting_lo"] == pytest.approx(0.05) and sft0["forgetting_hi"] == pytest.approx(0.05)
+    assert sft0["forgetting_p"] == 0.0
+
+
+def test_one_flipped_item_of_twenty_is_not_significant(evaluations):
+    tidy, _ = tables(evaluations)
+    sft0 = tidy[(tidy["method"] == "sft") & (tidy["seed"] == 0) & (tidy["lr"] == 2e-5)].iloc[0]
+    assert sft0["delta_arc_easy"] == pytest.approx(-0.05)
+    # Paired: only the flipped item moves the difference, so it lies in [-0.15, 0]; it touches 0.
+    assert -0.2 < sft0["delta_arc_easy_lo"] < -0.04 and sft0["delta_arc_easy_hi"] == 0.0
+    assert sft0["delta_arc_easy_p"] > 0.05
+
+
+def test_seeds_are_resampled_in_the_pooled_row(evaluations):
+    """Two seeds forgetting 0.05 and 0.15 bpb on every passage: the pooled difference is 0.05, 0.10 or 0.15 by which
+    seeds are drawn (probabilities 1/4, 1/2, 1/4), so its 95 % interval runs from one seed to the other."""
+    _, grouped = tables(evaluations)
+    sft = grouped[(grouped["method"] == "sft") & (grouped["lr"] == 2e-5)].iloc[0]
+    assert sft["seeds"] == 2 and sft["forgetting"] == pytest.approx(0.10)
+    assert (sft["forgetting_lo"], sft["forgetting_hi"]) == (pytest.approx(0.05), pytest.approx(0.15))
+
+
+def test_difference_against_sft_at_the_same_lr(evaluations):
+    tidy, grouped = tables(evaluations)
+    lora = tidy[tidy["method"] == "lora"].iloc[0]
+    assert lora["vs_sft_forgetting"] == pytest.approx(0.01 - 0.05)  # seed 0 against sft seed 0
+    assert lora["vs_sft_forgetting_lo"] == pytest.approx(-0.04) and lora["vs_sft_forgetting_hi"] == pytest.approx(-0.04)
+    pooled = grouped[grouped["method"] == "lora"].iloc[0]
+    assert pooled["vs_sft_forgetting"] == pytest.approx(0.01 - 0.10)
+    assert pd.isna(grouped[(grouped["method"] == "sft") & (grouped["lr"] == 2e-4)].iloc[0]["vs_sft_forgetting"])
+
+
+def test_bootstrap_is_seeded(evaluations):
+    a, _ = tables(evaluations, seed=3)
+    b, _ = tables(evaluations, seed=3)
+    c, _ = tables(evaluations, seed=4)
+    assert a["general_avg_lo"].tolist() == b["general_avg_lo"].tolist()
+    assert a["domain_lo"].tolist() != c["domain_lo"].tolist()
+
+
+def test_items_that_do_not_give_the_reported_score_are_refused(evaluations):
+    metrics_path, _ = evaluations[1]
+    result = json.loads(metrics_path.read_text())
+    result["metrics"]["arc_easy"]["score"] = 0.5
+    metrics_path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=r"sft0.items.jsonl: task 'arc_easy' scores 0.45 from its 20 items but 0.5 in its metrics"):
+        tables(evaluations)
+
+
+def test_different_item_sets_cannot_be_paired(evaluations):
+    _, items_path = evaluations[3]
+    lines = [line for line in items_path.read_text().splitlines() if '"doc_id": 19' not in line or "arc_easy" not in line]
+    items_path.write_text("\n".join(lines) + "\n")
+    metrics_path = evaluations[3][0]
+    result = json.loads(metrics_path.read_text())
+    result["metrics"]["arc_easy"]["score"] = 10 / 19
+    metrics_path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=r"model m, task arc_easy: evaluations were scored on different items \(19 vs 20\)"):
+        tables(evaluations)
+
+
+def test_paper_table_shows_intervals_item_counts_and_marks(evaluations):
+    _, grouped = tables(evaluations)
+    paper = paper_table(grouped, GENERAL)
+    frame = paper.frame
+    assert list(frame["Method"]) == ["base", "lora", "sft (2 seeds)", "sft"]
+    assert list(frame["LR"]) == ["—", "2e-5", "2e-5", "2e-4"]
+    assert "ARC-Easy (n=20)" in frame.columns and "GSM8K (n=4†)" in frame.columns
+    assert "Forgetting (Δ bpb) (n=12)" in frame.columns
+    hi = frame[frame["LR"] == "2e-4"].iloc[0]
+    assert hi["Forgetting (Δ bpb) (n=12)"] == "0.800 [0.800, 0.800]*"
+    assert hi["Δ general"].startswith("-0.350 [") and hi["Δ general"].endswith("]*")
+    assert frame[frame["Method"] == "lora"].iloc[0]["Δ general"] == "0.000 [0.000, 0.000]"
+    assert "per comparison, uncorrected" in paper.caption and "Evaluated with dtype float32, transformers 4.99.0." in paper.caption
     md = to_markdown(paper, "T")
-    assert "| Model   | Method   | LR    | Domain" in md
-    assert "0.600 ± 0.141" in md
-    tex = to_latex(paper, "cap")
-    assert r"0.600 $\pm$ 0.141" in tex and r"\caption{cap}" in tex
+    assert md.startswith("# T\n\n| Model") and "fewer than 10 items, interval unreliable" in md
+    tex = to_latex(paper_table(grouped, GENERAL, latex=True), "T")
+    assert r"0.800 {\scriptsize [0.800, 0.800]}$^{*}$" in tex and r"(n=4$^\dagger$)" in tex and r"95 \%" in tex
+
+
+def test_holm_adjusts_and_changes_the_marks(evaluations):
+    adjusted = intervals.holm([0.01, 0.04, 0.03, math.nan])
+    assert adjusted[:3] == [pytest.approx(0.03), pytest.approx(0.06), pytest.approx(0.06)] and math.isnan(adjusted[3])
+    low, high, p = [0.1, 0.1, -0.2], [0.2, 0.2, -0.1], [0.01, 0.03, 0.04]
+    assert intervals.marks(low, high, p, None) == [True, True, True]
+    assert intervals.marks(low, high, p, "holm") == [True, False, False]  # adjusted 0.03, 0.06, 0.06
+    _, grouped = tables(evaluations)
+    assert "after Holm–Bonferroni correction" in paper_table(grouped, GENERAL, "holm").caption
+
+
+def test_mixed_engines_are_named_in_the_caption(evaluations, tmp_path):
+    extra = write_eval(tmp_path / "v", "dft0", "m", "dft", 2e-5, 0, [1] * 8 + [0] * 8, ARC_BASE, [0, 0, 1, 0], 0.02,
+                       engine=("vllm", "bfloat16"))
+    tidy, grouped = tables([*evaluations, extra])
+    assert tidy[tidy["method"] == "dft"].iloc[0]["engine"] == "vllm 0.32.0+cpu"
+    caption = paper_table(grouped, GENERAL).caption
+    assert "Evaluated with MIXED engines or dtypes: dtype bfloat16, dtype float32, transformers 4.99.0, vllm 0.32.0+cpu." in caption
+
+
+def test_diverged_cells_show_in_the_tables(evaluations, tmp_path):
+    diverged = tmp_path / "d.json"
+    diverged.write_text(json.dumps({"status": "diverged", "cell": {"model": "m", "method": "dft", "lr": 2e-5, "seed": 0},
+                                    "metrics": {t: {"score": None} for t in ["domain", *GENERAL, "general_text"]}}))
+    (tmp_path / "d.items.jsonl").write_text("")
+    tidy, grouped = tables([*evaluations, (diverged, tmp_path / "d.items.jsonl")])
+    row = tidy[tidy["method"] == "dft"].iloc[0]
+    assert row["status"] == "diverged" and pd.isna(row["domain"]) and pd.isna(row["forgetting_lo"])
+    frame = paper_table(grouped, GENERAL).frame
+    assert frame[frame["Method"] == "dft (diverged 1/1)"].iloc[0]["Domain (n=16)"] == "—"
 
 
 def test_missing_score_names_the_file_and_task(tmp_path):
@@ -64,28 +213,37 @@ def test_missing_score_names_the_file_and_task(tmp_path):
     path.write_text(json.dumps({"cell": {"model": "m", "method": "base", "lr": None, "seed": None},
                                 "metrics": {"domain": {"score": 0.1}}}))
     with pytest.raises(ValueError, match=r"x.json: no score for arc_easy, gsm8k"):
-        build_table([path], GENERAL)
+        build_tables([path], [tmp_path / "x.items.jsonl"], GENERAL)
 
 
-def test_plot_is_drawn_from_the_csv_alone(metric_files, tmp_path):
+def test_learning_rates_print_in_one_notation():
+    assert [format_lr(x) for x in (2e-5, 0.0002, 1.5e-3, 0.1, None)] == ["2e-5", "2e-4", "1.5e-3", "1e-1", "—"]
+
+
+def test_ties_are_spread_apart():
+    x = pd.Series([0.5, 0.5, 0.5, 0.9])
+    shown = spread_ties(x, pd.Series([0.2, 0.2, 0.2, 0.1]))
+    assert shown.tolist() == pytest.approx([0.5 - 0.012 * 0.4, 0.5, 0.5 + 0.012 * 0.4, 0.9])
+
+
+def test_plots_are_drawn_from_the_csv_alone(evaluations, tmp_path, monkeypatch):
+    from forgetbench.aggregation import plots
+
     csv = tmp_path / "t.csv"
-    build_table(metric_files, GENERAL).to_csv(csv, index=False)
-    out = tmp_path / "fig.png"
-    tradeoff_plot(pd.read_csv(csv), str(out))
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert out.stat().st_size > 10_000
-
-
-def test_diverged_cells_show_in_the_tables(metric_files, tmp_path):
-    diverged = tmp_path / "d.json"
-    diverged.write_text(json.dumps({"status": "diverged", "cell": {"model": "m", "method": "dft", "lr": 1e-5, "seed": 0},
-                                    "metrics": {t: {"score": None} for t in ["domain", *GENERAL, "general_text"]}}))
-    table = build_table([*metric_files, diverged], GENERAL)
-    row = table[table["method"] == "dft"].iloc[0]
-    assert row["status"] == "diverged" and pd.isna(row["domain"]) and pd.isna(row["general_avg"])
-    paper = paper_table(table, GENERAL)
-    assert "dft (diverged 1/1)" in list(paper["Method"])
-    assert paper[paper["Method"] == "dft (diverged 1/1)"].iloc[0]["Domain"] == "—"
+    tables(evaluations)[0].to_csv(csv, index=False)
+    table = pd.read_csv(csv)
+    for draw in (tradeoff_plot, loss_forgetting_plot):
+        out = tmp_path / f"{draw.__name__}.png"
+        draw(table, str(out))
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    captured = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: captured.setdefault("fig", fig))
+    loss_forgetting_plot(table, "unused.png")
+    ax = captured["fig"].axes[0]
+    assert ax.get_ylabel() == "forgetting: Δ general-text bpb vs base (> 0: forgot)"
+    # error bars: the 2e-4 sft cell's forgetting interval has no spread, its domain-loss one neither
+    labels = [t.get_text() for t in captured["fig"].legends[0].get_texts()]
+    assert labels == ["lora, LR 2e-5", "sft, LR 2e-5", "sft, LR 2e-4"]
 
 
 def test_tradeoff_plot_colours_a_method_alike_in_every_panel(monkeypatch):
@@ -99,18 +257,26 @@ def test_tradeoff_plot_colours_a_method_alike_in_every_panel(monkeypatch):
     rows = [("a", "base", None, 0.1, 0.5), ("a", "lora", 1e-5, 0.2, 0.4),
             ("b", "base", None, 0.1, 0.5), ("b", "dft", 1e-5, 0.3, 0.3), ("b", "lora", 1e-5, 0.4, 0.2)]
     table = pd.DataFrame(rows, columns=["model", "method", "lr", "domain", "general_avg"])
+    for column in ("domain", "general_avg"):
+        table[f"{column}_lo"], table[f"{column}_hi"] = table[column] - 0.05, table[column] + 0.05
     plots.tradeoff_plot(table, "unused.png")
     fig = captured["fig"]
-
-    def colour_at(ax, x):
-        points = ax.collections[0]
-        index = [round(float(px), 6) for px, _ in points.get_offsets()].index(x)
-        return to_hex(points.get_facecolors()[index])
-
-    panel_a, panel_b = fig.axes[:2]
-    assert colour_at(panel_a, 0.2) == colour_at(panel_b, 0.4)  # lora, first in a, second in b
-    assert colour_at(panel_b, 0.3) != colour_at(panel_b, 0.4)
-    legend = {text.get_text(): to_hex(handle.get_facecolor()[0] if hasattr(handle, "get_facecolor") else handle.get_color())
+    legend = {text.get_text(): to_hex(np.atleast_2d(handle.get_color())[0])
               for handle, text in zip(fig.legends[0].legend_handles, fig.legends[0].get_texts())
-              if text.get_text() in ("dft", "lora")}
-    assert legend == {"lora": colour_at(panel_b, 0.4), "dft": colour_at(panel_b, 0.3)}
+              if text.get_text() != "base"}
+    lines = {round(float(line.get_xdata()[0]), 6): to_hex(line.get_color())
+             for ax in fig.axes[:2] for line in ax.lines if len(line.get_xdata()) == 1 and line.get_marker() != "*"}
+    assert legend["lora, LR 1e-5"] == lines[0.2] == lines[0.4]  # lora, first in a, second in b
+    assert legend["dft, LR 1e-5"] == lines[0.3] != lines[0.4]
+
+
+def test_token_stats_table_names_its_columns_in_words(tmp_path):
+    from forgetbench.aggregation.token_stats import to_markdown as token_markdown
+    from forgetbench.aggregation.token_stats import token_stats_table
+
+    stats = {"tokens": 10, "mean_prob": 0.6, "median_prob": 0.7, "fraction_below": {"0.05": 0.1},
+             "loss_share_below": {"0.05": 0.5}, "histogram": {"edges": [0.0, 0.5, 1.0], "counts": [3, 7]}}
+    (tmp_path / "s.json").write_text(json.dumps(stats))
+    md = token_markdown(token_stats_table([tmp_path / "s.json"], ["m"]))
+    header = md.splitlines()[2]
+    assert "tokens with p < 0.05" in header and "loss share of p < 0.05" in header and "frac_p" not in md

@@ -165,3 +165,11 @@ def test_dag_scale_counts_the_jobs_it_expects_from_the_config():
     # 405 cells (315 trained, 90 post-hoc); 408 evaluated models × (2 families + 1 merge); 5 scaling runs, each
     # trained once and evaluated at 4 checkpoints, and step 0; 3 models prepared and scored; 7 tables, plots, all.
     assert (scale, cells, jobs, expected) == ("1×", "405", "1669", "1669")
+
+
+def test_bootstrap_speed_counts_the_sweep_it_timed():
+    result = bench("bootstrap_speed.py", "--models", "1", "--cells", "9", "--tasks", "2", "--items", "30",
+                   "--resamples", "100")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "bootstrap: 10 evaluations, 10 method x LR rows, 2 general tasks + domain, domain loss, general text, " \
+           "30 items, 100 resamples:" in last_line(result.stdout)

@@ -193,10 +193,11 @@ def test_evaluation_families_group_tasks_and_leave_the_rest_alone(config):
 
     full_check(config)
     assert eval_families(config["evaluation"]) == {
-        "general": ["arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_text"], "domain": ["domain"]}
+        "general": ["arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_text"],
+        "domain": ["domain", "domain_loss"]}
     config["evaluation"]["families"] = {}
     assert list(eval_families(config["evaluation"])) == [
-        "arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "domain", "general_text"]
+        "arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "domain", "domain_loss", "general_text"]
 
 
 def test_hub_task_without_local_data_fails_at_config_check_when_offline(config, tmp_path, monkeypatch):

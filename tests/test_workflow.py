@@ -173,7 +173,8 @@ def smoke_config(tmp_path, tiny_model_dir):
             "general": {"arc_easy": {"limit": 3}, "hellaswag": {"limit": 3}, "piqa": {"limit": 3},
                         "gsm8k": {"limit": 2, "max_gen_toks": 16}, "humaneval": {"limit": 2, "max_gen_toks": 16}},
             "forgetting": {"limit": 2},
-            "families": {"general": ["arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_text"]},
+            "families": {"general": ["arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_text"],
+                         "domain": ["domain", "domain_loss"]},
         },
         "scaling": {"lora_ranks": [2, 4], "full": True, "lr": 1e-3, "steps": [1, 2], "n_boot": 20,
                     "models": ["tiny-chat"]},
@@ -229,11 +230,22 @@ def test_smoke_run_goes_through_every_rule(smoke_run):
     assert (table["general_text"] > 0).all()
     assert (table.loc[table["method"] == "base", "forgetting"] == 0).all()
     assert pd.read_parquet(results / "tables" / "tradeoff.parquet").shape == table.shape
+    # every score with its paired bootstrap interval and item count; the base row's differences are exactly 0
+    assert (table["arc_easy_lo"] <= table["arc_easy"]).all() and (table["arc_easy"] <= table["arc_easy_hi"]).all()
+    assert (table["n_arc_easy"] == 3).all() and (table["n_domain_loss"] == 4).all() and (table["n_general_text"] == 2).all()
+    cells = table[table["method"] != "base"]
+    assert (cells["forgetting_lo"] <= cells["forgetting"]).all() and (cells["forgetting"] <= cells["forgetting_hi"]).all()
+    assert (table["domain_loss"] > 0).all() and cells["delta_domain_loss"].notna().all()
+    assert set(table["backend"]) == {"hf"} and set(table["dtype"]) == {"float32"}
+    grouped = pd.read_csv(results / "tables" / "tradeoff_grouped.csv")
+    assert len(grouped) == len(table) and grouped["vs_sft_forgetting"].notna().sum() == 4  # lora x 2 models, wise, lines
 
     md = (results / "tables" / "tradeoff.md").read_text()
     assert "| tiny-chat | base" in md.replace("  ", " ") or re.search(r"\| tiny-chat\s+\| base\s+\|", md)
+    assert "ARC-Easy (n=3†)" in md and "Evaluated with dtype float32, transformers" in md
     assert r"\begin{tabular}" in (results / "tables" / "tradeoff.tex").read_text()
-    assert (results / "figures" / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    for figure in ("tradeoff", "loss_vs_forgetting"):
+        assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
     wise = json.loads((results / "tiny-chat" / "wise-0.5" / "lr~0.001" / "seed~0" / "run.json").read_text())
     assert wise["config"]["variant_settings"] == {"alpha": 0.5} and wise["status"] == "finished"
@@ -245,7 +257,10 @@ def test_smoke_run_goes_through_every_rule(smoke_run):
     assert metrics["cell"] == {"model": "tiny-chat", "method": "lora", "lr": 0.001, "seed": 0}
     assert metrics["git_commit"] and metrics["packages"]["lm_eval"] == "0.4.13"
     assert sorted(metrics["families"]) == ["domain", "general"]
-    assert sorted(metrics["metrics"]) == ["arc_easy", "domain", "general_text", "gsm8k", "hellaswag", "humaneval", "piqa"]
+    assert sorted(metrics["metrics"]) == ["arc_easy", "domain", "domain_loss", "general_text", "gsm8k", "hellaswag",
+                                          "humaneval", "piqa"]
+    items = [json.loads(line) for line in (cell / "eval" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 3 * 3 + 2 + 2 + 2 + 4 + 4 and {i["task"] for i in items} == set(metrics["metrics"])
     assert len(list((cell / "eval" / "cache").glob("general-*_rank0.db"))) == 1
     plain = json.loads((results / "tiny-plain" / "base" / "eval" / "metrics.json").read_text())
     assert plain["families"]["general"]["settings"]["chat_template"] is False
@@ -270,7 +285,9 @@ def test_smoke_run_goes_through_every_rule(smoke_run):
     report = snakemake("--snakefile", str(REPO / "Snakefile"), "--configfile", str(config), "--directory", str(workdir),
                        "--report", str(workdir / "report.html"))
     assert report.returncode == 0, report.stderr[-3000:]
-    assert "tradeoff.png" in (workdir / "report.html").read_text(errors="replace")
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert all(name in html for name in ("tradeoff.png", "loss_vs_forgetting.png", "tradeoff.csv", "tradeoff.tex",
+                                          "scaling_fits.csv"))
 
 
 def _edited(path, extra: str):
@@ -307,6 +324,13 @@ def test_a_rerun_redoes_only_what_changed(smoke_run, tmp_path):
     evaluated = {w["cell"].split("/")[0] for rule, w in jobs if rule == "evaluate"}
     assert evaluated == {"lora"}
     assert not {"prepare_model", "score_base", "combine_posthoc"} & {rule for rule, _ in jobs}
+
+    # editing a task's scoring: that task's family is evaluated again (from its cached responses), nothing trains
+    with _edited(REPO / "workflow/tasks/fb_gsm8k.yaml", "\n# an edit\n"):
+        jobs = planned_jobs(in_smoke(smoke_run, "-n"))
+    assert {w["family"] for rule, w in jobs if rule == "evaluate"} == {"general"}
+    assert len([rule for rule, _ in jobs if rule == "evaluate"]) == 8  # tiny-chat: base and 4 cells; tiny-plain: base and 2
+    assert not {"train", "train_scaling", "prepare_model", "score_base"} & {rule for rule, _ in jobs}
 
     # one more learning rate: only the new cells, then the tables
     config = yaml.safe_load(smoke_run[1].read_text())

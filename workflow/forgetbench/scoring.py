@@ -8,6 +8,10 @@
 
 The answer is read from the last "Answer:" in the generation (the format prompts.py asks for); without one,
 the last number (or date) in the text counts, as MedCalc-Bench's own extraction falls back to.
+
+GSM8K's final answer (`gsm8k_answer`, the offline fb_gsm8k task's filter) is the number after the first explicit
+marker (`#### N`, `The answer is N`, `Answer: N`, `\\boxed{N}`), else the last bolded number (`**N**`), else the
+last number, written canonically so that answers compare as numbers (`$1,234.00` is `1234`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
+from decimal import Decimal
 
 _ANSWER_RE = re.compile(r"answer\s*[:：]", re.IGNORECASE)
 # A number: optional sign, digits with optional thousands commas, optional decimals / exponent.
@@ -129,3 +134,27 @@ def is_correct(prediction_text: str, record: dict) -> bool:
     if atype == "label":
         return _clean_label(seg) == _clean_label(str(record["answer"]))
     return _normalize_text(seg) == _normalize_text(str(record["answer"]))
+
+
+# The first marker, not the last: a model that goes on after its answer writes further problems and their answers.
+_GSM8K_MARKED_RE = re.compile(
+    r"(?:####|\\boxed\{|answer\s*(?:is|[:：=]))"  # the marker
+    r"(?:\s|[:*$(]|\\[$(\[]|\\boxed\{|\\text\{)*"  # markup between it and the number
+    rf"({_NUMBER_RE.pattern})", re.IGNORECASE)
+# The last bold number: chat models bold intermediate results too, and the answer last.
+_GSM8K_BOLD_RE = re.compile(rf"\*\*\$?({_NUMBER_RE.pattern})[^\S\n]*[A-Za-z%]*\*\*")
+
+
+def canonical_number(token: str) -> str:
+    """A number as one spelling: no currency sign, thousands commas, trailing zeros or '+' ('$1,250.00' -> '1250')."""
+    value = Decimal(token.replace(",", "").replace("$", "").replace("−", "-")).normalize()
+    return format(value if value else Decimal(0), "f")
+
+
+def gsm8k_answer(text: str) -> str | None:
+    """The canonical final number of a GSM8K generation (module docstring), or None when it has no number."""
+    marked = _GSM8K_MARKED_RE.search(text)
+    bold = _GSM8K_BOLD_RE.findall(text)
+    numbers = _NUMBER_RE.findall(text)
+    token = marked.group(1) if marked else bold[-1] if bold else numbers[-1] if numbers else None
+    return None if token is None else canonical_number(token)

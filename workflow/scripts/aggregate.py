@@ -1,4 +1,5 @@
-"""Rule `aggregate`: every evaluation → the tidy trade-off table (CSV, Parquet) and its Markdown/LaTeX views.
+"""Rule `aggregate`: every evaluation and its items → the tidy trade-off table with paired bootstrap intervals
+(CSV, Parquet), the same per method × LR with seeds pooled (grouped CSV), and their Markdown/LaTeX views.
 
     snakemake --cores 2 results/default/tables/tradeoff.md
 """
@@ -6,18 +7,25 @@
 from forgetbench.rule_log import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
-    from forgetbench.aggregation.table import build_table, paper_table, to_latex, to_markdown
+    import time
+
+    from forgetbench.aggregation.table import build_tables, paper_table, to_latex, to_markdown
     from forgetbench.atomic import atomic_path, write_text
 
-    general = snakemake.params.general  # noqa: F821
-    out = snakemake.output  # noqa: F821
-    table = build_table(snakemake.input, general)  # noqa: F821
-    with atomic_path(out.csv) as tmp:
-        table.to_csv(tmp, index=False)
+    general, settings = snakemake.params.general, snakemake.params.aggregation  # noqa: F821
+    out, inputs = snakemake.output, snakemake.input  # noqa: F821
+    start = time.time()
+    tidy, grouped = build_tables(inputs.metrics, inputs.per_item, general, n_resamples=settings["n_resamples"],
+                                 seed=settings["seed"])
+    print(f"bootstrap: {settings['n_resamples']} resamples of {len(tidy)} evaluations in {time.time() - start:.1f} s")
+    for frame, csv in ((tidy, out.csv), (grouped, out.grouped)):
+        with atomic_path(csv) as tmp:
+            frame.to_csv(tmp, index=False)
     with atomic_path(out.parquet) as tmp:
-        table.to_parquet(tmp, index=False)
-    paper = paper_table(table, general)
+        tidy.to_parquet(tmp, index=False)
+    correction = None if settings["correction"] == "none" else settings["correction"]
     experiment = snakemake.config["experiment"]  # noqa: F821
-    write_text(out.md, to_markdown(paper, f"Domain vs general trade-off ({experiment})"))
-    write_text(out.tex, to_latex(paper, f"Domain score vs general capability per method and learning rate ({experiment})."))
-    print(paper.to_string(index=False))
+    write_text(out.md, to_markdown(paper_table(grouped, general, correction), f"Domain vs general trade-off ({experiment})"))
+    write_text(out.tex, to_latex(paper_table(grouped, general, correction, latex=True),
+                                 f"Domain score vs general capability per method and learning rate ({experiment})"))
+    print(paper_table(grouped, general, correction).frame.to_string(index=False))

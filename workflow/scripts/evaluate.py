@@ -11,7 +11,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     import json
     from pathlib import Path
 
-    from forgetbench.atomic import write_json
+    from forgetbench.atomic import write_json, write_text
     from forgetbench.evaluation.cache import response_cache
     from forgetbench.evaluation.job import run
     from forgetbench.evaluation.tasks import config_tasks
@@ -37,6 +37,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
         # Nothing to measure on NaN weights; the tables show the cell as diverged and the sweep goes on.
         write_json(snakemake.output[0], {"status": "diverged", "metrics": {t: {"score": None} for t in tasks},  # noqa: F821
                                          **extra, **provenance(cell)})
+        write_text(snakemake.output.per_item, "")  # noqa: F821
         print("the cell diverged in training: not evaluated", flush=True)
     else:
         options = dict(backend=job["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
@@ -45,6 +46,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
         cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
                                data_files=[domain_test], tasks=tasks, **options)
         kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=tasks, adapter_dir=adapter_dir,  # noqa: F821
-                      domain_test_path=domain_test, cache=str(cache), **options)
+                      domain_test_path=domain_test, cache=str(cache), items_out=str(snakemake.output.per_item),  # noqa: F821
+                      **options)
         run({"kwargs": kwargs, "extra": extra, "provenance": cell}, job["backend"], snakemake.threads, job["gpus"],  # noqa: F821
             job=f"rule evaluate ({snakemake.output[0]})")  # noqa: F821

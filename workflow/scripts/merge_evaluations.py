@@ -8,8 +8,9 @@ from forgetbench.rule_log import log_to
 with log_to(snakemake.log[0]):  # noqa: F821
     from pathlib import Path
 
-    from forgetbench.evaluation.merge import merge_families
+    from forgetbench.evaluation.merge import merge_families, merge_items
 
-    paths = {Path(p).stem: p for p in snakemake.input}  # noqa: F821
-    merged = merge_families(paths, snakemake.output[0])  # noqa: F821
+    paths = {Path(p).stem: p for p in snakemake.input.json}  # noqa: F821
+    merged = merge_families(paths, snakemake.output.json)  # noqa: F821
+    merge_items(snakemake.input.per_item, snakemake.output.per_item)  # noqa: F821
     print(f"merged {', '.join(paths)}: {', '.join(merged['metrics'])}", flush=True)

@@ -1,4 +1,5 @@
-"""Rule `plot_tradeoff`: the trade-off figure, from the aggregated table only.
+"""Rule `plot_tradeoff`: the trade-off figure and the domain-loss-vs-forgetting figure, from the aggregated
+table only.
 
     snakemake --cores 1 results/default/figures/tradeoff.png
 """
@@ -8,6 +9,8 @@ from forgetbench.rule_log import log_to
 with log_to(snakemake.log[0]):  # noqa: F821
     import pandas as pd
 
-    from forgetbench.aggregation.plots import tradeoff_plot
+    from forgetbench.aggregation.plots import loss_forgetting_plot, tradeoff_plot
 
-    tradeoff_plot(pd.read_csv(snakemake.input[0]), snakemake.output[0])  # noqa: F821
+    table = pd.read_csv(snakemake.input[0])  # noqa: F821
+    tradeoff_plot(table, snakemake.output.tradeoff)  # noqa: F821
+    loss_forgetting_plot(table, snakemake.output.loss)  # noqa: F821

@@ -65,6 +65,10 @@ def humaneval(**kwargs):
     return _dataset("humaneval", general_data.load_humaneval(), kwargs, pool=[])
 
 
+def ifeval(**kwargs):
+    return _dataset("ifeval", general_data.load_ifeval(), kwargs, pool=[])
+
+
 def general_text(**kwargs):
     return _dataset("general_text", general_data.load_general_text(), kwargs, pool=[])
 
@@ -75,18 +79,24 @@ def domain_path(path: str | Path) -> Path:
     return path / "test.jsonl" if path.is_dir() else path
 
 
+def _domain_records(name: str, settings: dict) -> list[dict]:
+    from forgetbench.data.records import read_jsonl, validate_records
+
+    if not settings.get("path"):
+        raise ConfigError(f"task '{name}': no domain test set given (evaluate(..., domain_test_path=...))")
+    path = domain_path(settings["path"])
+    records = read_jsonl(path)
+    validate_records(records, str(path))
+    return records
+
+
 def domain(**kwargs):
     """The domain test set. Each doc carries the prompt text (built here, where the format is known) and the
     whole record as JSON, so scoring sees exactly the record and Arrow never has to type mixed values."""
     from forgetbench.data.prompts import build_prompt
-    from forgetbench.data.records import read_jsonl, validate_records
 
     settings = _settings("domain", kwargs)
-    if not settings.get("path"):
-        raise ConfigError("task 'domain': no domain test set given (evaluate(..., domain_test_path=...))")
-    path = domain_path(settings["path"])
-    records = read_jsonl(path)
-    validate_records(records, str(path))
+    records = _domain_records("domain", settings)
     fmt = settings.get("format", "label")
     docs = [
         {
@@ -98,3 +108,26 @@ def domain(**kwargs):
         for r in records
     ]
     return _dataset("domain", docs, kwargs, pool=[])
+
+
+def domain_loss(**kwargs):
+    """The domain test set's prompts and reference responses (the training targets), for their log-likelihood.
+    Without a chat template training joins prompt and response with a newline, so the newline is part of the
+    continuation; each doc counts its continuation's tokens with the model's tokenizer (lm-eval reports only the
+    summed log-likelihood), so the task's loss is per token, like the fine-tuning loss."""
+    from transformers import AutoTokenizer
+
+    from forgetbench.data.prompts import build_prompt, build_response
+
+    settings = _settings("domain_loss", kwargs)
+    records = _domain_records("domain_loss", settings)
+    fmt = settings.get("format", "label")
+    if not settings.get("tokenizer"):
+        raise ConfigError("task 'domain_loss': no tokenizer given (the runner passes the model's)")
+    tokenizer = AutoTokenizer.from_pretrained(settings["tokenizer"])
+    docs = []
+    for r in records:
+        response = ("" if settings.get("chat") else "\n") + build_response(r, fmt)
+        docs.append({"id": r["id"], "prompt_text": build_prompt(r, fmt), "response": response,
+                     "n_tokens": len(tokenizer(response, add_special_tokens=False)["input_ids"])})
+    return _dataset("domain_loss", docs, kwargs, pool=[])

@@ -17,3 +17,14 @@ def domain_results(doc: dict, results: list[str]) -> dict:
     from forgetbench.scoring import is_correct  # imported late: tasks load even before the module exists
 
     return {"accuracy": float(is_correct(results[0], json.loads(doc["record"])))}
+
+
+def domain_loss_results(doc: dict, results: list[tuple[float, bool]]) -> dict:
+    """The reference response's summed log-likelihood and its token count, for the per-token loss."""
+    loglikelihood, _ = results[0]
+    return {"nll_per_token": (loglikelihood, doc["n_tokens"])}
+
+
+def nll_per_token(items: list[tuple[float, int]]) -> float:
+    """Negative log-likelihood per token (nats) over every item: summed, not averaged per item."""
+    return -sum(ll for ll, _ in items) / sum(n for _, n in items)

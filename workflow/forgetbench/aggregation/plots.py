@@ -47,37 +47,84 @@ def draw_pareto_front(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, label: str
 
 
 
-def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
-    """General average against domain score: one point per cell, one panel per model, the base model a star."""
-    cells = table[table["method"] != "base"].copy()
-    cells["LR"] = cells["lr"].map(lambda lr: f"{lr:g}")
-    base = table[table["method"] == "base"]
-    models = list(dict.fromkeys(table["model"]))
-    # One colour and one marker per method and LR across all panels: seaborn would otherwise map each panel's
-    # own methods onto the start of the palette, and the shared legend would name the wrong ones.
+def spread_ties(x: pd.Series, y: pd.Series, share: float = 0.012) -> pd.Series:
+    """x moved apart for points that share (x, y) to 3 decimals, by `share` of the x range each, centred: five
+    cells with the same scores would otherwise draw one marker."""
+    span = (x.max() - x.min()) if x.notna().any() and x.max() > x.min() else 1.0
+    keys = list(zip(x.round(3), y.round(3)))
+    offsets = pd.Series(0.0, index=x.index)
+    for key in dict.fromkeys(keys):
+        members = [i for i, k in zip(x.index, keys) if k == key]
+        for rank, i in enumerate(members):
+            offsets[i] = (rank - (len(members) - 1) / 2) * share * span
+    return x + offsets
+
+
+def _styles(cells: pd.DataFrame) -> tuple[dict, dict]:
+    # One colour per method and one marker per LR across all panels, so one shared legend names them all.
     methods = sorted(cells["method"].unique())
     palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
-    lrs = [f"{lr:g}" for lr in sorted(cells["lr"].unique())]
+    lrs = sorted(cells["lr"].unique())
     markers = dict(zip(lrs, ["o", "X", "s", "P", "D", "^", "v", "<", ">", "p"] * 4))
+    return palette, markers
+
+
+def _interval_errors(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """[2, rows] distances to the interval's ends, for matplotlib's errorbar (0 where there is no interval)."""
+    low = (frame[column] - frame[f"{column}_lo"]).clip(lower=0).fillna(0)
+    high = (frame[f"{column}_hi"] - frame[column]).clip(lower=0).fillna(0)
+    return np.vstack([low.to_numpy(), high.to_numpy()])
+
+
+def _cell_panels(table: pd.DataFrame, x: str, y: str, out_png: str, xlabel: str, ylabel: str,
+                 base_marker: bool, front: bool, reference_lines: bool = False) -> None:
+    """One panel per model, one point per cell with its intervals on both axes, a shared legend."""
+    from forgetbench.aggregation.table import format_lr
+
+    cells = table[table["method"] != "base"]
+    palette, markers = _styles(cells)
+    models = list(dict.fromkeys(table["model"]))
     sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False, sharey=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.4 * len(models), 3.9), squeeze=False)
+    handles = {}
     for ax, model in zip(axes[0], models):
-        sns.scatterplot(
-            data=cells[cells["model"] == model], x="domain", y="general_avg", hue="method", style="LR",
-            hue_order=methods, palette=palette, style_order=lrs, markers=markers, s=70, ax=ax,
-            legend=ax is axes[0][-1],
-        )
-        b = base[base["model"] == model]
-        ax.scatter(b["domain"], b["general_avg"], marker="*", s=220, color="black", label="base", zorder=5)
-        draw_pareto_front(ax, table[table["model"] == model], "domain", "general_avg")
+        mine = cells[cells["model"] == model]
+        shown_x = spread_ties(mine[x], mine[y])
+        for (method, lr), group in mine.groupby(["method", "lr"], sort=True):
+            artist = ax.errorbar(shown_x[group.index], group[y], xerr=_interval_errors(group, x),
+                                 yerr=_interval_errors(group, y), fmt=markers[lr], color=palette[method], ms=6,
+                                 elinewidth=0.8, capsize=2, alpha=0.9, zorder=3)
+            handles.setdefault(f"{method}, LR {format_lr(lr)}", artist)
+        if base_marker:
+            b = table[(table["model"] == model) & (table["method"] == "base")]
+            handles["base"] = ax.errorbar(b[x], b[y], xerr=_interval_errors(b, x), yerr=_interval_errors(b, y),
+                                          fmt="*", ms=14, color="black", elinewidth=0.8, capsize=2, zorder=5)
+        if front:
+            draw_pareto_front(ax, table[table["model"] == model], x, y)
+        if reference_lines:
+            ax.axhline(0, color="grey", lw=0.8, zorder=1)
+            ax.axvline(0, color="grey", lw=0.8, zorder=1)
         ax.set_title(model)
-        ax.set_xlabel("domain score")
-        ax.set_ylabel("general average")
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    if axes[0][-1].get_legend():
-        axes[0][-1].get_legend().remove()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     save_figure(fig, out_png)
+
+
+def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
+    """General average against domain score: one point per cell, one panel per model, the base model a star;
+    95 % intervals on both axes."""
+    _cell_panels(table, "domain", "general_avg", out_png, "domain score (accuracy)", "general average (accuracy)",
+                 base_marker=True, front=True)
+
+
+def loss_forgetting_plot(table: pd.DataFrame, out_png: str) -> None:
+    """The low-variance view: Δ domain test loss (left = learnt) against forgetting (Δ bits per byte of the
+    general text; down = kept), one point per cell with 95 % paired intervals on both axes."""
+    _cell_panels(table, "delta_domain_loss", "forgetting", out_png,
+                 "Δ domain test loss vs base (nats/token; < 0: learnt)",
+                 "forgetting: Δ general-text bpb vs base (> 0: forgot)", base_marker=False, front=False,
+                 reference_lines=True)
 
 
 def token_probability_plot(hist: pd.DataFrame, out_png: str) -> None:

@@ -1,83 +1,209 @@
-"""The tidy table of every evaluation (one row per base model and per cell) and its paper-shaped views."""
+"""The tidy table of every evaluation (one row per base model and per cell) with bootstrap intervals, and its
+paper-shaped views (seeds pooled, Markdown and LaTeX).
+
+Columns of the tidy table, per evaluation: each score (`domain`, `domain_loss`, every general task,
+`general_avg`, `general_text`) with `<score>_lo`/`_hi`, its item count `n_<task>`; the differences against the
+base model (`delta_domain`, `delta_domain_loss`, `delta_<task>`, `delta_general`, `forgetting` = Δ bits per
+byte of the general text) and against `sft` at the same learning rate (`vs_sft_…`), each with `_lo`, `_hi` and
+`_p`, all paired over the same items (forgetbench.aggregation.intervals); the backend, engine and dtype it was
+evaluated with.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forgetbench.aggregation import intervals
+
 ID_COLUMNS = ["model", "method", "lr", "seed"]
+LOSSES = ["domain_loss", "general_text"]  # lower is better
+# Differences shown in the tables: score -> (vs base, vs sft at the same LR)
+DELTAS = {"domain": ("delta_domain", "vs_sft_domain"), "domain_loss": ("delta_domain_loss", "vs_sft_domain_loss"),
+          "general_avg": ("delta_general", "vs_sft_general"), "general_text": ("forgetting", "vs_sft_forgetting")}
 
 
-def load_metrics(paths: list[str | Path], general: list[str]) -> pd.DataFrame:
-    """Rows of model, method, lr, seed, domain, each general task, general_avg, general_text, status."""
-    rows = []
-    for path in paths:
+@dataclass
+class Evaluation:
+    """One metrics file and its items: who was evaluated, each task's reported score and its items."""
+
+    row: dict
+    items: dict[str, intervals.ItemScores]
+
+
+def _engine(result: dict) -> dict:
+    """Backend, engine version and dtype of an evaluation (several, '+'-joined, if its families differ)."""
+    settings = [f.get("settings") or {} for f in (result.get("families") or {}).values()] or [result.get("settings") or {}]
+    packages = result.get("packages") or {}
+
+    def joined(values):
+        return "+".join(sorted({str(v) for v in values if v is not None})) or None
+
+    engines = [f"vllm {s.get('vllm_version')}" if s.get("backend") == "vllm"
+               else f"transformers {packages.get('transformers', '?')}" for s in settings if s.get("backend")]
+    return {"backend": joined(s.get("backend") for s in settings), "engine": joined(engines),
+            "dtype": joined(s.get("dtype") for s in settings)}
+
+
+def load_evaluations(metric_paths: list[str | Path], item_paths: list[str | Path], general: list[str]) -> list[Evaluation]:
+    if len(metric_paths) != len(item_paths):
+        raise ValueError(f"{len(metric_paths)} metrics files but {len(item_paths)} items files")
+    evaluations = []
+    for path, items_path in zip(metric_paths, item_paths):
         result = json.loads(Path(path).read_text())
-        cell = result["cell"]
-        metrics = result["metrics"]
+        cell, metrics = result["cell"], result["metrics"]
         missing = [t for t in ["domain", *general] if t not in metrics]
         if missing:
             raise ValueError(f"{path}: no score for {', '.join(missing)}")
         row = {key: cell[key] for key in ID_COLUMNS}
-        score = {task: np.nan if m.get("score") is None else m["score"] for task, m in metrics.items()}
-        row["domain"] = score["domain"]
-        row.update({task: score[task] for task in general})
-        row["general_avg"] = float(np.mean([score[t] for t in general])) if general else np.nan
-        row["general_text"] = score.get("general_text", np.nan)
+        for task in ["domain", "domain_loss", *general, "general_text"]:
+            score = (metrics.get(task) or {}).get("score")
+            row[task] = np.nan if score is None else score
+        row["general_avg"] = float(np.mean([row[t] for t in general])) if general else np.nan
         row["status"] = result.get("status", "finished")
-        rows.append(row)
-    return pd.DataFrame(rows)
+        row.update(_engine(result))
+        evaluations.append(Evaluation(row, intervals.read_items(items_path, metrics)))
+    return evaluations
 
 
-def add_deltas(table: pd.DataFrame) -> pd.DataFrame:
-    """Δ vs the base model of the same model: domain and general score, and the forgetting (rise of the general
-    text's loss in bits per byte)."""
-    base = table[table["method"] == "base"].set_index("model")
-    if base.index.duplicated().any():
-        raise ValueError("more than one base evaluation for a model")
-    out = table.copy()
-    for column, delta in [("domain", "delta_domain"), ("general_avg", "delta_general"), ("general_text", "forgetting")]:
-        out[delta] = out[column] - out["model"].map(base[column])
-    return out
-
-
-def build_table(paths: list[str | Path], general: list[str]) -> pd.DataFrame:
-    table = add_deltas(load_metrics(paths, general))
-    table["is_base"] = table["method"] == "base"
-    order = table.assign(_b=~table["is_base"]).sort_values(["model", "_b", "method", "lr", "seed"])
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
+    order = table.assign(_b=table["method"] != "base").sort_values(["model", "_b", "method", "lr", "seed"])
     return order.drop(columns=["_b"]).reset_index(drop=True)
 
 
-def paper_table(table: pd.DataFrame, general: list[str]) -> pd.DataFrame:
-    """Rows method × LR per model (base first), columns domain, each general benchmark, general average, Δ and
-    forgetting; seeds are averaged, with ± the standard deviation where there are several."""
-    value_columns = ["domain", *general, "general_avg", "delta_general", "forgetting"]
-    grouped = table.groupby(["model", "method", "lr"], dropna=False, sort=False)
-    # Positional: NaN learning rates (the base rows) cannot be looked up by label in a MultiIndex.
-    means, stds, counts = grouped[value_columns].mean(), grouped[value_columns].std(), grouped.size()
-    diverged = grouped["status"].agg(lambda s: int((s == "diverged").sum()))
+@dataclass
+class ModelResamples:
+    """Every evaluation of one model: the observed scores and their resamples, [quantities, resamples, evals]."""
+
+    quantities: list[str]
+    observed: np.ndarray
+    resampled: np.ndarray
+    n_items: dict[str, int]
+
+
+def _resample_model(model: str, evaluations: list[Evaluation], general: list[str], n_resamples: int,
+                    seed: int) -> ModelResamples:
+    tasks = ["domain", "domain_loss", *general, "general_text"]
+    per_task = {}
+    n_items = {}
+    for task in tasks:
+        scored = [e.items.get(task) for e in evaluations]
+        rng = intervals.stable_rng(seed, model, task)
+        per_task[task] = intervals.resampled_scores(scored, n_resamples, rng, f"model {model}, task {task}")
+        n_items[task] = next((len(s.keys) for s in scored if s is not None), 0)
+    general_avg = np.mean([per_task[t] for t in general], axis=0) if general else np.full((n_resamples, len(evaluations)), np.nan)
+    quantities = [*tasks, "general_avg"]
+    resampled = np.stack([per_task[t] for t in tasks] + [general_avg])
+    observed = np.array([[e.row[q] for e in evaluations] for q in quantities], dtype=float)
+    return ModelResamples(quantities, observed, resampled, n_items)
+
+
+def _comparisons(keys: list[tuple]) -> dict[int, dict[str, int | None]]:
+    """Unit -> the units it is compared with: the model's base and sft at the same LR (and seed, for single
+    evaluations); None where absent or where the unit is that reference itself. Keys are (method, lr[, seed])."""
+    base = next((i for i, k in enumerate(keys) if k[0] == "base"), None)
+    sft = {tuple(k[1:]): i for i, k in enumerate(keys) if k[0] == "sft"}
+    return {i: {"base": None if k[0] == "base" else base,
+                "sft": None if k[0] in ("base", "sft") else sft.get(tuple(k[1:]))} for i, k in enumerate(keys)}
+
+
+def _interval_columns(samples: ModelResamples, units: list[list[int]], keys: list[tuple], rng) -> list[dict]:
+    """Per unit: each quantity's observed value (mean over its seeds) and interval, and every difference."""
+    unit_resamples = intervals.resample_units(samples.resampled, units, rng)  # [quantities, resamples, units]
+    compared = _comparisons(keys)
     rows = []
-    for (model, method, lr), mean, std, count, n_diverged in zip(means.index, means.itertuples(index=False),
-                                                                  stds.itertuples(index=False), counts, diverged):
-        label = f"{method} (diverged {n_diverged}/{count})" if n_diverged else method
-        row = {"Model": model, "Method": label, "LR": "—" if pd.isna(lr) else f"{lr:g}"}
-        for column, value, spread in zip(value_columns, mean, std):
-            text = "—" if pd.isna(value) else f"{round(value, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
-            if count > 1 and not pd.isna(spread):
-                text += f" ± {spread:.3f}"
-            row[DISPLAY.get(column, column)] = text
+    for u, columns in enumerate(units):
+        observed = np.nanmean(samples.observed[:, columns], axis=1) if len(columns) else None
+        row = {}
+        for q, quantity in enumerate(samples.quantities):
+            row[quantity] = observed[q]
+            row[f"{quantity}_lo"], row[f"{quantity}_hi"] = intervals.interval(unit_resamples[q, :, u])
+            names = DELTAS.get(quantity, (f"delta_{quantity}", None))
+            for reference, name in zip(("base", "sft"), names):
+                other = compared[u][reference]
+                if name is None:
+                    continue
+                if other is None:  # the base row against itself differs by exactly 0; no reference: no difference
+                    itself = reference == "base" and keys[u][0] == "base"
+                    row[name] = row[f"{name}_lo"] = row[f"{name}_hi"] = 0.0 if itself else math.nan
+                    row[f"{name}_p"] = math.nan
+                    continue
+                difference = unit_resamples[q, :, u] - unit_resamples[q, :, other]
+                row[name] = observed[q] - np.nanmean(samples.observed[q, units[other]])
+                row[f"{name}_lo"], row[f"{name}_hi"] = intervals.interval(difference)
+                row[f"{name}_p"] = intervals.p_value(difference)
+        for task, n in samples.n_items.items():
+            row[f"n_{task}"] = n
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
+
+
+def build_tables(metric_paths, item_paths, general: list[str], n_resamples: int = 1000,
+                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy table, one row per evaluation; grouped table, one row per model × method × LR with its seeds
+    resampled), both with intervals and paired differences."""
+    evaluations = load_evaluations(metric_paths, item_paths, general)
+    tidy, grouped = [], []
+    for model in dict.fromkeys(e.row["model"] for e in evaluations):
+        mine = [e for e in evaluations if e.row["model"] == model]
+        bases = [e for e in mine if e.row["method"] == "base"]
+        if len(bases) > 1:
+            raise ValueError(f"more than one base evaluation for model {model}")
+        samples = _resample_model(model, mine, general, n_resamples, seed)
+        rng = intervals.stable_rng(seed, model, "seeds")
+        keys = [(e.row["method"], e.row["lr"], e.row["seed"]) for e in mine]
+        per_eval = _interval_columns(samples, [[i] for i in range(len(mine))], keys, rng)
+        tidy += [{**e.row, **row} for e, row in zip(mine, per_eval)]
+        group_keys = list(dict.fromkeys((k[0], k[1]) for k in keys))
+        units = [[i for i, k in enumerate(keys) if (k[0], k[1]) == g] for g in group_keys]
+        per_group = _interval_columns(samples, units, group_keys, rng)
+        for g, columns, row in zip(group_keys, units, per_group):
+            statuses = [mine[i].row["status"] for i in columns]
+            grouped.append({"model": model, "method": g[0], "lr": g[1], "seeds": len(columns),
+                            "diverged": statuses.count("diverged"),
+                            **{k: mine[columns[0]].row[k] for k in ("backend", "engine", "dtype")}, **row})
+    tidy_df = _sorted(pd.DataFrame(tidy))
+    tidy_df["is_base"] = tidy_df["method"] == "base"
+    grouped_df = pd.DataFrame(grouped).assign(seed=0)
+    return tidy_df, _sorted(grouped_df).drop(columns=["seed"])
+
+
+def format_lr(lr) -> str:
+    """One notation for every learning rate: 2e-05 and 0.0002 read as 2e-5 and 2e-4."""
+    if lr is None or pd.isna(lr):
+        return "—"
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _number(value: float) -> str:
+    return "—" if pd.isna(value) else f"{round(value, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
+
+
+def _with_interval(value: float, low: float, high: float, latex: bool) -> str:
+    text = _number(value)
+    if pd.isna(value) or pd.isna(low):
+        return text
+    bracket = f"[{_number(low)}, {_number(high)}]"
+    return f"{text} {{\\scriptsize {bracket}}}" if latex else f"{text} {bracket}"
 
 
 DISPLAY = {
     "domain": "Domain",
+    "domain_loss": "Domain loss",
     "general_avg": "General avg",
     "delta_general": "Δ general",
     "forgetting": "Forgetting (Δ bpb)",
+    "delta_domain_loss": "Δ domain loss",
+    "vs_sft_domain": "Δ domain vs sft",
+    "vs_sft_general": "Δ general vs sft",
+    "vs_sft_domain_loss": "Δ domain loss vs sft",
+    "vs_sft_forgetting": "Δ forgetting vs sft",
     "arc_easy": "ARC-Easy",
     "hellaswag": "HellaSwag",
     "piqa": "PIQA",
@@ -88,13 +214,75 @@ DISPLAY = {
     "mmlu": "MMLU",
     "arc_challenge": "ARC-Challenge",
 }
+MARK = "*"
+FEW = "†"
 
 
-def to_markdown(paper: pd.DataFrame, title: str) -> str:
-    return f"# {title}\n\n" + paper.to_markdown(index=False) + "\n"
+@dataclass
+class PaperTable:
+    """A displayed table and what its caption must say."""
+
+    frame: pd.DataFrame
+    caption: str
 
 
-def to_latex(paper: pd.DataFrame, caption: str) -> str:
-    body = paper.replace({"±": r"$\\pm$", "Δ": r"$\\Delta$"}, regex=True)
-    body.columns = [c.replace("Δ", r"$\Delta$") for c in body.columns]
-    return body.to_latex(index=False, caption=caption, label="tab:tradeoff", escape=False, column_format="lll" + "r" * (len(body.columns) - 3))
+def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | None = None,
+                latex: bool = False) -> PaperTable:
+    """Rows method × LR per model (base first); each score with its 95 % interval, the differences against the
+    base model (and, in the `vs_sft` columns, against sft at the same LR) marked where significant."""
+    scores = ["domain", *general, "general_avg", "domain_loss"]
+    differences = ["delta_general", "forgetting", "delta_domain_loss", "vs_sft_general", "vs_sft_forgetting"]
+    if not grouped["vs_sft_general"].notna().any():
+        differences = differences[:3]
+    n_items = {t: int(grouped[f"n_{t}"].max()) for t in ["domain", "domain_loss", *general, "general_text"]}
+
+    def header(column):
+        label = DISPLAY.get(column, column)
+        task = {"forgetting": "general_text", "delta_domain_loss": "domain_loss"}.get(column, column)
+        if task in n_items:
+            label += f" (n={n_items[task]}{FEW if n_items[task] < intervals.FEW_ITEMS else ''})"
+        return label
+
+    rows = []
+    for _, r in grouped.iterrows():
+        label = f"{r['method']} (diverged {r['diverged']}/{r['seeds']})" if r["diverged"] else r["method"]
+        if r["seeds"] > 1:
+            label += f" ({r['seeds']} seeds)"
+        rows.append({"Model": r["model"], "Method": label, "LR": format_lr(r["lr"]),
+                     **{header(c): _with_interval(r[c], r[f"{c}_lo"], r[f"{c}_hi"], latex) for c in scores}})
+    # Marks need every comparison of the table at once (Holm ranks them together).
+    cells = [(i, c) for c in differences for i, (_, r) in enumerate(grouped.iterrows()) if r["method"] != "base"]
+    marked = intervals.marks([grouped.iloc[i][f"{c}_lo"] for i, c in cells], [grouped.iloc[i][f"{c}_hi"] for i, c in cells],
+                             [grouped.iloc[i][f"{c}_p"] for i, c in cells], correction)
+    is_marked = dict(zip(cells, marked))
+    for i, (_, r) in enumerate(grouped.iterrows()):
+        for c in differences:
+            text = _with_interval(r[c], r[f"{c}_lo"], r[f"{c}_hi"], latex)
+            rows[i][header(c)] = text + (MARK if is_marked.get((i, c)) else "")
+    engines = sorted(set(grouped["engine"].dropna()) | set(grouped["dtype"].dropna().map(lambda d: f"dtype {d}")))
+    mixed = grouped["engine"].nunique() > 1 or grouped["dtype"].nunique() > 1
+    caption = (
+        "Scores with 95 % intervals (paired bootstrap over the evaluated items; seeds "
+        "resampled too where a row pools several). Δ: difference to the base model of the same model (and to sft "
+        f"at the same LR); {MARK}: the interval excludes 0"
+        + (" after Holm–Bonferroni correction across this table's comparisons" if correction == "holm"
+           else ", per comparison, uncorrected")
+        + f". {FEW}: fewer than {intervals.FEW_ITEMS} items, interval unreliable. Domain loss: per-token NLL of the "
+        "reference responses; forgetting: rise in bits per byte of held-out general text (lower is better for both). "
+        + ("Evaluated with MIXED engines or dtypes: " if mixed else "Evaluated with ") + ", ".join(engines) + "."
+    )
+    return PaperTable(pd.DataFrame(rows), caption)
+
+
+def to_markdown(table: PaperTable, title: str) -> str:
+    return f"# {title}\n\n" + table.frame.to_markdown(index=False) + f"\n\n{table.caption}\n"
+
+
+def to_latex(table: PaperTable, title: str) -> str:
+    body = table.frame.copy()
+    body.columns = [c.replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$") for c in body.columns]
+    body = body.replace({r"\*$": r"$^{*}$", "†": r"$^\\dagger$"}, regex=True)
+    caption = f"{title}. " + table.caption.replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$").replace(
+        "%", r"\%").replace(MARK, r"$^{*}$", 1)
+    return body.to_latex(index=False, caption=caption, label="tab:tradeoff", escape=False,
+                         column_format="lll" + "r" * (len(body.columns) - 3))

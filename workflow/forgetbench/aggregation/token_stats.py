@@ -33,7 +33,19 @@ def histogram_long(table: pd.DataFrame) -> pd.DataFrame:
     return hist
 
 
+def display_name(column: str) -> str:
+    """`frac_p<0.05` -> "tokens with p < 0.05", `loss_share_p<0.05` -> "loss share of p < 0.05"."""
+    for prefix, text in (("frac_p<", "tokens with p < "), ("loss_share_p<", "loss share of p < ")):
+        if column.startswith(prefix):
+            return text + column.removeprefix(prefix)
+    return {"model": "Model", "tokens": "response tokens", "mean_prob": "mean p", "median_prob": "median p"}.get(column, column)
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     shown = table[[c for c in table if not c.startswith("hist_")]]
+    shown = shown.rename(columns=display_name)
     return ("# Pre-trained model's token probabilities on the domain's response tokens\n\n"
-            + shown.to_markdown(index=False, floatfmt=".3f") + "\n")
+            + shown.to_markdown(index=False, floatfmt=".3f")
+            + "\n\np: the pre-trained model's probability of each response token of the training data; "
+            "\"tokens with p < x\": their share of all response tokens; \"loss share\": the share of the summed "
+            "token loss (−log p) they carry.\n")

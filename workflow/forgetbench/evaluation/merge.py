@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from forgetbench.atomic import write_json
+from forgetbench.atomic import write_json, write_text
 
 
 def merge_families(paths: dict[str, str | Path], out_json: str | Path) -> dict:
@@ -31,3 +31,8 @@ def merge_families(paths: dict[str, str | Path], out_json: str | Path) -> dict:
     merged["status"] = status
     write_json(out_json, merged)
     return merged
+
+
+def merge_items(paths: list[str | Path], out_jsonl: str | Path) -> None:
+    """The families' per-item score files (JSON lines) in one, in family order."""
+    write_text(out_jsonl, "".join(Path(path).read_text() for path in paths))

@@ -21,18 +21,20 @@ from pathlib import Path
 
 from forgetbench.atomic import write_json, write_jsonl
 from forgetbench.errors import ConfigError
+from forgetbench.evaluation import punkt_data
 from forgetbench.evaluation.backend import choose_backend
 from forgetbench.evaluation.tasks import (
     DOMAIN_MAX_GEN_TOKS,
+    DOMAIN_TASKS,
     HUB,
     OFFLINE,
     PRIMARY,
+    TASKS_DIR,
     check_hub_available,
     hub_error,
     normalize_tasks,
 )
 
-TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 
 def log(message: str) -> None:
     print(f"[forgetbench.evaluate] {message}", file=sys.stderr, flush=True)
@@ -234,12 +236,24 @@ def item_records(samples: dict, name: str, leaves: dict[str, str]) -> list[dict]
     for leaf in sorted(leaves):
         for sample in sorted(samples.get(leaf, []), key=lambda x: x["doc_id"]):
             metrics = {m: _plain(sample[m]) for m in sample.get("metrics", []) if m in sample}
-            record = {"task": name, "leaf": leaf, "doc_id": sample["doc_id"]}
+            record = {"task": name, "leaf": leaf, "doc_id": sample["doc_id"], "filter": sample.get("filter")}
             if leaves[leaf] != "loglikelihood_rolling":  # a rolling task's target is the whole passage
                 record["target"] = str(sample.get("target"))
             records.append({**record, "resps": _plain(sample["resps"]),
                             "filtered_resps": _plain(sample["filtered_resps"]), **metrics})
     return records
+
+
+def item_scores(records: list[dict], primary: dict[str, tuple[str, str]]) -> list[dict]:
+    """The compact per-item file the aggregation bootstraps over: per task, leaf and doc id the value of the
+    task's primary metric under its primary filter (a number, or [log-likelihood, bytes] for bits per byte)."""
+    out = []
+    for record in records:
+        metric, filt = primary[record["task"]]
+        if record.get("filter", filt) != filt or metric not in record:
+            continue
+        out.append({"task": record["task"], "leaf": record["leaf"], "doc_id": record["doc_id"], "value": record[metric]})
+    return out
 
 
 def _version(package: str) -> str | None:
@@ -300,6 +314,7 @@ def evaluate(
     vllm: dict | None = None,
     cache: str | Path | None = None,
     samples_out: str | Path | None = None,
+    items_out: str | Path | None = None,
     extra: dict | None = None,
 ) -> dict:
     """Evaluate `model_dir` (+ optional LoRA `adapter_dir`) on `tasks` and write the results to `out_json`.
@@ -313,7 +328,8 @@ def evaluate(
     `cache` is the path prefix of lm-eval's SQLite response cache (`use_cache`; lm-eval adds `_rank0.db`):
     responses are stored as they are computed, so a rerun after a kill computes only the missing ones. The
     cache is keyed by request only, so the caller must give each model (and its weights) a path of its own.
-    `samples_out`, when given, receives one JSON line per evaluated item (`item_records`).
+    `samples_out`, when given, receives one JSON line per evaluated item (`item_records`); `items_out` only
+    each item's primary metric (`item_scores`), the input of the aggregation's confidence intervals.
     `extra` (who was evaluated, provenance) is written beside the metrics.
     Returns {"metrics": {task: {"score", "metric", "stderr", ...}}, "settings": {...}} as written.
     """
@@ -325,11 +341,11 @@ def evaluate(
     settings = normalize_tasks(tasks)
     if domain_format not in DOMAIN_MAX_GEN_TOKS:
         raise ConfigError(f"domain format must be one of {', '.join(DOMAIN_MAX_GEN_TOKS)}, got {domain_format!r}")
-    if "domain" in settings:
+    for name in DOMAIN_TASKS & set(settings):
         if not domain_test_path:
-            raise ConfigError("evaluation task 'domain' needs domain_test_path (the domain's test JSONL)")
+            raise ConfigError(f"evaluation task '{name}' needs domain_test_path (the domain's test JSONL)")
         if not Path(domain_test_path).exists():
-            raise ConfigError(f"evaluation task 'domain': {domain_test_path}: file not found")
+            raise ConfigError(f"evaluation task '{name}': {domain_test_path}: file not found")
     if not (Path(model_dir) / "config.json").exists():
         raise ConfigError(f"model_dir {model_dir}: no config.json (not a Hugging Face model directory)")
     if adapter_dir and not (Path(adapter_dir) / "adapter_config.json").exists():
@@ -347,12 +363,18 @@ def evaluate(
         for name, s in settings.items()
         if s["source"] == "offline"
     }
-    if "domain" in loader_settings:
-        loader_settings["domain"].update(path=str(Path(domain_test_path).resolve()), format=domain_format)
+    for name in DOMAIN_TASKS & set(loader_settings):
+        loader_settings[name].update(path=str(Path(domain_test_path).resolve()), format=domain_format)
+    if "domain_loss" in loader_settings:
+        # The loader counts each reference response's tokens with the model's tokenizer (the loss is per token).
+        loader_settings["domain_loss"].update(tokenizer=str(model_dir), chat=chat)
     any_hub = any(s["source"] == "hub" for s in settings.values())
     task_manager = TaskManager(
         include_path=str(TASKS_DIR), include_defaults=any_hub, metadata={"forgetbench": loader_settings}
     )
+    if "ifeval" in settings:
+        # before lm-eval imports its IFEval checkers (hub or offline task), or the import tries to download
+        punkt_data.install()
     built, task_names, samples, kinds = _load_tasks(task_manager, settings, chat, domain_format, seed)
 
     vllm = {**VLLM_DEFAULTS, **{k: v for k, v in (vllm or {}).items() if v is not None}}
@@ -394,7 +416,7 @@ def evaluate(
             samples={leaf: idx for leaf, idx in samples.items() if leaf in leaves} or None,
             apply_chat_template=chat,
             fewshot_as_multiturn=chat,
-            log_samples=samples_out is not None,
+            log_samples=samples_out is not None or items_out is not None,
             bootstrap_iters=1000,
             random_seed=seed,
             numpy_random_seed=seed,
@@ -429,6 +451,7 @@ def evaluate(
             "n_evaluated": _n_evaluated(results, task_name),
             "max_gen_toks": (config.get("generation_kwargs") or {}).get("max_gen_toks", s["max_gen_toks"]),
             "lora": task_path[name],
+            **({"sentence_splitter": punkt_data.sentence_splitter()} if name == "ifeval" else {}),
             "subset": "seeded random, drawn in the task's data loader"
             if s["source"] == "offline"
             else "seeded random, via simple_evaluate(samples=)",
@@ -452,14 +475,17 @@ def evaluate(
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if chat else None,
             "lm_eval_version": importlib.metadata.version("lm-eval"),
             **evaluated,
-            "domain_test_path": str(domain_test_path) if "domain" in settings else None,
-            "domain_format": domain_format if "domain" in settings else None,
+            "domain_test_path": str(domain_test_path) if DOMAIN_TASKS & set(settings) else None,
+            "domain_format": domain_format if DOMAIN_TASKS & set(settings) else None,
             "tasks": task_settings,
         },
     }
     out.update(extra or {})
     if samples_out is not None:
         write_jsonl(samples_out, items)
+    if items_out is not None:
+        primary = {name: (metrics[name]["metric"], metrics[name]["filter"]) for name in settings}
+        write_jsonl(items_out, item_scores(items, primary))
     write_json(out_json, out)
     # Times and the cache path go to the log only: the same model and settings give a byte-identical file.
     log(f"wrote {out_json} ({time.time() - start:.1f} s; response cache {cache or 'off'})")

@@ -25,7 +25,8 @@ OFFLINE = {
     "humaneval": "fb_humaneval",
     "general_text": "fb_general_text",
     "domain": "fb_domain",
-    "ifeval": None,
+    "domain_loss": "fb_domain_loss",
+    "ifeval": "fb_ifeval",
     "mmlu": None,
     "arc_challenge": None,
 }
@@ -46,16 +47,19 @@ HUB = {
 PRIMARY = {
     ("hellaswag", "offline"): ("acc_norm", "none"),
     ("hellaswag", "hub"): ("acc_norm", "none"),
-    ("gsm8k", "offline"): ("exact_match", "last_number"),
+    ("gsm8k", "offline"): ("exact_match", "final_answer"),
     ("gsm8k", "hub"): ("exact_match", "flexible-extract"),
     ("humaneval", "offline"): ("pass@1", "none"),
     ("humaneval", "hub"): ("pass_at_k", "create_test"),  # lm-eval names a function metric after the function
     ("general_text", "offline"): ("bits_per_byte", "none"),
     ("general_text", "hub"): ("bits_per_byte", "none"),
     ("domain", "offline"): ("accuracy", "none"),
+    ("domain_loss", "offline"): ("nll_per_token", "none"),
+    ("ifeval", "offline"): ("prompt_level_strict_acc", "none"),
     ("ifeval", "hub"): ("prompt_level_strict_acc", "none"),
 }
-ZERO_SHOT_ONLY = {"humaneval", "general_text", "domain"}
+ZERO_SHOT_ONLY = {"humaneval", "ifeval", "general_text", "domain", "domain_loss"}
+DOMAIN_TASKS = {"domain", "domain_loss"}  # the tasks that read the domain's test set
 DOMAIN_MAX_GEN_TOKS = {"label": 16, "cot": 256}
 SETTING_KEYS = {"limit", "num_fewshot", "source", "max_gen_toks", "version"}
 
@@ -139,16 +143,51 @@ def check_hub_available(settings: dict[str, dict]) -> None:
 
 
 
+TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
+VARIANTS = {"humaneval": ["fb_humaneval_instruct"]}  # chat models get the instruct form
+INCLUDE = re.compile(r"^include:\s*(\S+)", re.M)
+
+
+def _task_yamls(name: str) -> list[Path]:
+    """The YAML files of an offline task and the templates they include."""
+    if OFFLINE.get(name) is None:
+        return []
+    pending = [TASKS_DIR / f"{task}.yaml" for task in [OFFLINE[name], *VARIANTS.get(name, [])]]
+    found = []
+    while pending:
+        path = pending.pop()
+        if path not in found and path.is_file():
+            found.append(path)
+            pending += [TASKS_DIR / include for include in INCLUDE.findall(path.read_text())]
+    return found
+
+
+def tasks_stamp(tasks: list[str]) -> str:
+    """A short hash of what decides these tasks' scores besides the model: their YAML files, the Python the
+    YAMLs call (every module in TASKS_DIR) and the domain's answer check. An evaluation job takes it as a
+    param, so editing a task reruns the evaluations of its family (re-scoring the cached responses)."""
+    import hashlib
+
+    files = {p for name in tasks for p in _task_yamls(name)} | set(TASKS_DIR.glob("*.py"))
+    files.add(Path(__file__).resolve().parents[1] / "scoring.py")
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 FAMILY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 RESERVED_FAMILIES = {"metrics"}  # eval/metrics.json is the merged result of a cell
 
 
 def config_tasks(evaluation: dict) -> dict[str, dict]:
     """Canonical task -> settings of everything an `evaluation` config section asks for: the general tasks,
-    the domain test set and the general text whose loss is the forgetting metric."""
+    the domain test set (scored, and the loss of its reference responses) and the general text whose loss is
+    the forgetting metric."""
     return {
         **(evaluation.get("general") or {}),
         "domain": evaluation.get("domain") or {},
+        "domain_loss": evaluation.get("domain_loss") or {},
         "general_text": evaluation.get("forgetting") or {},
     }
 

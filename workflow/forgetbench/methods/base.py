@@ -58,10 +58,11 @@ class Method:
     needs_base_scores: ClassVar[bool] = False
     # True for methods whose per-token weights depend on every token of the optimizer step (TALR's softmax):
     # with gradient accumulation or several processes the trainer first scores the step's tokens without
-    # gradients and hands `step_statistics(those log-probabilities)` to `loss_terms` as `step`.
+    # gradients and hands `step_statistics(their log-probabilities [tokens], the mean token loss of each
+    # sequence [sequences])` to `loss_terms` as `step`.
     needs_step_logprobs: ClassVar[bool] = False
 
-    def step_statistics(self, step_logprobs: torch.Tensor) -> dict:
+    def step_statistics(self, step_logprobs: torch.Tensor, sequence_losses: torch.Tensor) -> dict:
         raise NotImplementedError(f"method '{self.name}' uses no statistics of the whole step")
 
     # What one optimizer step's loss is normalised by (the method's denominator): "tokens", every response token

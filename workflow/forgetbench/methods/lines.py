@@ -3,7 +3,8 @@ Forgetting and Enhances Model Merging").
 
 With τ = θ_sft − θ₀ per tensor and a tensor in transformer block ℓ of L (0-based), λ(ℓ) = α + β·ℓ/(L − 1),
 and θ = θ₀ + λ(ℓ)·τ: shallow layers, which hold general features, keep close to the pre-trained weights.
-Embeddings get α, the final norm and LM head α + β ([confirm]); defaults α = 0, β = 1 ([confirm]).
+Tensors outside the residual blocks (embeddings, the final norm, an untied LM head) get α, as in the LiNeS
+reference code ("scale with alpha for layers outside residual blocks"); defaults α = 0, β = 1 ([confirm]).
 """
 
 import re
@@ -12,17 +13,14 @@ from forgetbench.methods.posthoc import PosthocMethod, check_same_keys, is_float
 from forgetbench.methods.registry import register
 
 BLOCK = re.compile(r"layers\.(\d+)\.")
-EMBEDDING = re.compile(r"embed_tokens|wte|word_embeddings")
 
 
 def layer_scale(name: str, num_layers: int, alpha: float, beta: float) -> float:
     block = BLOCK.search(name)
-    if block is not None:
-        layer = int(block.group(1))
-        return alpha + beta * (layer / (num_layers - 1) if num_layers > 1 else 1.0)
-    if EMBEDDING.search(name):
+    if block is None:  # embeddings, final norm, LM head
         return alpha
-    return alpha + beta  # final norm, LM head
+    layer = int(block.group(1))
+    return alpha + beta * (layer / (num_layers - 1) if num_layers > 1 else 1.0)
 
 
 def scale(base_state: dict, tuned_state: dict, num_layers: int, alpha: float = 0.0, beta: float = 1.0) -> dict:
@@ -41,6 +39,7 @@ def scale(base_state: dict, tuned_state: dict, num_layers: int, alpha: float = 0
 @register
 class LiNeS(PosthocMethod):
     name = "lines"
+    version = 2  # the final norm and LM head get α, no longer α + β
     hparams_schema = {
         "alpha": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0},
         "beta": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0},

@@ -23,12 +23,27 @@ import seaborn as sns  # noqa: E402
 
 from forgetbench.atomic import atomic_path, write_text  # noqa: E402
 from forgetbench.aggregation.plots import draw_pareto_front, pareto_front, save_figure  # noqa: E402,F401
-from forgetbench.scaling.fits import LinearFit, PowerLawFit, bootstrap, fit_linear, fit_power_law  # noqa: E402
+from forgetbench.scaling.fits import (  # noqa: E402
+    ALPHA_BOUNDS,
+    BETA_BOUNDS,
+    LinearFit,
+    PowerLawFit,
+    bootstrap,
+    fit_linear,
+    fit_power_law,
+    holdout_check,
+)
 
 REQUIRED = ("n_params", "step", "forgetting", "ft_loss")
 STAT_COLUMNS = (
-    "law", "parameter", "estimate", "ci_low", "ci_high", "ci", "r2", "rmse", "n", "n_boot", "n_failed",
+    "law", "parameter", "estimate", "ci_low", "ci_high", "ci", "r2", "rmse", "n", "n_boot", "n_failed", "flag",
+    "holdout", "holdout_split", "holdout_threshold", "holdout_mae", "holdout_rel_error",
 )
+# Distinct values a law needs before its fit says anything: the power law's exponent of t (α) trades off
+# against its offset B through two steps per N, and β against A through two N; the line needs a third point
+# to have a residual.
+NEEDS_DISTINCT = {"linear": {"ft_loss": 3}, "power_law": {"n_params": 3, "step": 3}}
+HOLDOUT_LAW = "power_law_holdout"  # rows of the fit table holding the held-out fit's parameters, for the plots
 LAW_FORMS = {"linear": "F = intercept + slope·L_ft", "power_law": "F = A·(N^β·t)^α + B"}
 
 
@@ -72,15 +87,56 @@ def fit_table(
             except ValueError as err:
                 raise ValueError(f"{label}: {err}") from None
             fit = result.estimate
+            columns = {"ft_loss": part["ft_loss"], "n_params": trained["n_params"], "step": trained["step"]}
+            flags = [f"underdetermined ({columns[c].nunique()} distinct {c}; needs {k})"
+                     for c, k in NEEDS_DISTINCT[law].items() if columns[c].nunique() < k]
+            flags += _bound_flags(law, result, trained["forgetting"])
+            held = _holdout(trained, robust) if law == "power_law" else {}
             for name, value in fit.params.items():
                 rows.append(
                     {
                         **group, "law": law, "parameter": name, "estimate": value,
                         "ci_low": result.ci_low[name], "ci_high": result.ci_high[name], "ci": ci, "r2": fit.r2,
                         "rmse": fit.rmse, "n": fit.n, "n_boot": n_boot, "n_failed": result.n_failed,
+                        "flag": "; ".join(flags), **{k: v for k, v in held.items() if k != "fit"},
                     }
                 )
+            if held.get("fit") is not None:
+                rows += [{**group, "law": HOLDOUT_LAW, "parameter": name, "estimate": value, "ci": ci,
+                          "r2": held["fit"].r2, "rmse": held["fit"].rmse, "n": held["fit"].n,
+                          **{k: v for k, v in held.items() if k != "fit"}}
+                         for name, value in held["fit"].params.items()]
     return pd.DataFrame(rows)
+
+
+def _bound_flags(law: str, result, forgetting: pd.Series) -> list[str]:
+    """A parameter whose bootstrap interval reaches the bound the fit imposes is not estimated by the data."""
+    if law != "power_law":
+        return []
+    bounds = {"alpha": ALPHA_BOUNDS, "beta": BETA_BOUNDS, "B": (-np.inf, float(forgetting.max()))}
+    flags = []
+    for name, (low, high) in bounds.items():
+        width = (high - low) if np.isfinite(high - low) else max(abs(high), 1.0)
+        if result.ci_low[name] <= low + 1e-3 * width or result.ci_high[name] >= high - 1e-3 * width:
+            flags.append(f"CI of {name} reaches its bound")
+    return flags
+
+
+def _holdout(trained: pd.DataFrame, robust) -> dict:
+    """The power law's extrapolation check: fit on the smaller N (else the earlier steps), predict the rest."""
+    reasons = []
+    for split_by, column in (("n_params", "n_params"), ("step", "step")):
+        try:
+            result = holdout_check(trained["n_params"], trained["step"], trained["forgetting"], split_by=split_by,
+                                   robust=robust)
+        except ValueError as err:
+            reasons.append(f"{split_by}: {err}")
+            continue
+        return {"fit": result.fit, "holdout": f"fit on {column} <= {result.threshold:g} ({result.n_train} cells), "
+                f"predicts {result.n_test}", "holdout_split": split_by, "holdout_threshold": result.threshold,
+                "holdout_mae": result.mae, "holdout_rel_error": result.rel_error}
+    return {"fit": None, "holdout": "not possible: " + "; ".join(reasons), "holdout_split": None,
+            "holdout_threshold": np.nan, "holdout_mae": np.nan, "holdout_rel_error": np.nan}
 
 
 def _group_columns(table: pd.DataFrame) -> list[str]:
@@ -93,14 +149,18 @@ def _fits(table: pd.DataFrame) -> list[tuple[dict, LinearFit | None, PowerLawFit
     for group, part in _groups(table, _group_columns(table)):
         p = {law: dict(zip(g["parameter"], g["estimate"])) for law, g in part.groupby("law")}
         stats = {law: g.iloc[0] for law, g in part.groupby("law")}
-        lin = pw = None
+        lin = pw = held = None
         if "linear" in p:
             s = stats["linear"]
             lin = LinearFit(p["linear"]["slope"], p["linear"]["intercept"], s["rmse"], s["r2"], int(s["n"]))
         if "power_law" in p:
             s, q = stats["power_law"], p["power_law"]
             pw = PowerLawFit(q["A"], q["alpha"], q["beta"], q["B"], s["rmse"], s["r2"], int(s["n"]))
-        out.append((group, lin, pw))
+        if HOLDOUT_LAW in p:
+            s, q = stats[HOLDOUT_LAW], p[HOLDOUT_LAW]
+            held = (PowerLawFit(q["A"], q["alpha"], q["beta"], q["B"], s["rmse"], s["r2"], int(s["n"])),
+                    s["holdout_split"], float(s["holdout_threshold"]))
+        out.append((group, lin, pw, held))
     return out
 
 
@@ -126,6 +186,7 @@ _TEX_PARAM = {
 def _display(table: pd.DataFrame, latex: bool) -> pd.DataFrame:
     """Paper-shaped view: estimate with its CI in one cell, 4 significant digits."""
     fmt = "{:.4g}".format
+    table = table[table["law"] != HOLDOUT_LAW].reset_index(drop=True)
     groups = _group_columns(table)
     law_names = {"linear": "linear", "power_law": "power law"}
     out = table[groups].copy()
@@ -141,6 +202,11 @@ def _display(table: pd.DataFrame, latex: bool) -> pd.DataFrame:
     out["$R^2$" if latex else "R²"] = table["r2"].map("{:.3f}".format)
     out["RMSE"] = table["rmse"].map(fmt)
     out["n"] = table["n"].astype(int)
+    if "holdout_mae" in table.columns:
+        out["held-out MAE (rel.)"] = [
+            "—" if pd.isna(mae) else f"{fmt(mae)} ({rel:.0%})".replace("%", r"\%" if latex else "%")
+            for mae, rel in zip(table["holdout_mae"], table["holdout_rel_error"])]
+        out["flag"] = table["flag"].fillna("").map(lambda f: f.replace("_", r"\_") if latex else f)
     return out
 
 
@@ -195,11 +261,35 @@ def _n_palette(values: Sequence[float]) -> dict[float, tuple]:
     return dict(zip(values, sns.color_palette("viridis", len(values))))
 
 
+FORGETTING_LABEL = "forgetting (Δ bpb of general text)"
+LABELS = {"domain": "domain score (accuracy)", "general_avg": "general average (accuracy)",
+          "retained": "−forgetting (−Δ bpb of general text; higher = less forgotten)"}
+
+
+def _plain_log_ticks(axis, values) -> None:
+    """Log-axis ticks at the data's own values, printed as plain numbers (not 2×10⁰)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ticks = sorted(set(float(v) for v in values))
+    if len(ticks) > 8:
+        ticks = list(np.geomspace(ticks[0], ticks[-1], 6).round(0))
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _few_ticks(axis) -> None:
+    """At most 5 ticks: long labels such as -0.0025 would otherwise run into each other."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=4))
+
+
 def plot_forgetting_vs_steps(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> None:
     """(a) Forgetting against update steps (log axis), one colour per N, the fitted power law as curves."""
     groups = _fits(fits)
     fig, axes = _panels(len(groups))
-    for ax, (group, _, pw) in zip(axes, groups):
+    for ax, (group, _, pw, _) in zip(axes, groups):
         part = _select(scaling_df, group)
         part = part[part["step"] > 0]
         colours = _n_palette(part["n_params"])
@@ -210,8 +300,9 @@ def plot_forgetting_vs_steps(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_p
             if pw is not None:
                 ax.plot(steps, pw.predict(np.full_like(steps, n), steps), color=colour, lw=1.4)
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis, part["step"])
         ax.set_xlabel("update steps t")
-        ax.set_ylabel("forgetting (Δ general CE)")
+        ax.set_ylabel(FORGETTING_LABEL)
         ax.set_title(_title(group) + (f"  (power law R²={pw.r2:.3f})" if pw is not None else ""))
         ax.legend(fontsize=7, frameon=False)
     save_figure(fig, out_png)
@@ -221,15 +312,16 @@ def plot_forgetting_vs_ft_loss(scaling_df: pd.DataFrame, fits: pd.DataFrame, out
     """(b) Forgetting against fine-tuning loss, one colour per method, the fitted linear law as a line."""
     groups = _fits(fits)
     fig, axes = _panels(len(groups))
-    for ax, (group, lin, _) in zip(axes, groups):
+    for ax, (group, lin, _, _) in zip(axes, groups):
         part = _select(scaling_df, group)
         hue = "method" if "method" in part.columns else None
         sns.scatterplot(data=part, x="ft_loss", y="forgetting", hue=hue, s=22, alpha=0.75, ax=ax)
         if lin is not None:
             xs = np.linspace(part["ft_loss"].min(), part["ft_loss"].max(), 50)
             ax.plot(xs, lin.predict(xs), color="black", lw=1.4, label=f"linear fit (R²={lin.r2:.3f})")
-        ax.set_xlabel("fine-tuning loss (domain test CE)")
-        ax.set_ylabel("forgetting (Δ general CE)")
+        ax.set_xlabel("fine-tuning loss (domain test loss, nats/token)")
+        ax.set_ylabel(FORGETTING_LABEL)
+        _few_ticks(ax.xaxis)
         ax.set_title(_title(group))
         ax.legend(fontsize=7, frameon=False)
     save_figure(fig, out_png)
@@ -241,17 +333,29 @@ def plot_observed_vs_predicted(scaling_df: pd.DataFrame, fits: pd.DataFrame, out
     if not groups:
         raise ValueError("fit table has no power-law fit to plot")
     fig, axes = _panels(len(groups), width=4.0, height=4.0)
-    for ax, (group, _, pw) in zip(axes, groups):
+    for ax, (group, _, pw, held) in zip(axes, groups):
         part = _select(scaling_df, group)
         part = part[part["step"] > 0]
         predicted = pw.predict(part["n_params"], part["step"])
         colours = _n_palette(part["n_params"])
-        ax.scatter(predicted, part["forgetting"], c=[colours[n] for n in part["n_params"]], s=18, alpha=0.75)
+        ax.scatter(predicted, part["forgetting"], c=[colours[n] for n in part["n_params"]], s=18, alpha=0.75,
+                   label="fit on all cells")
         lo = float(min(predicted.min(), part["forgetting"].min()))
         hi = float(max(predicted.max(), part["forgetting"].max()))
+        if held is not None:
+            # The extrapolation check: cells beyond the split, predicted by a fit that never saw them.
+            fit, split_by, threshold = held
+            out = part[part[split_by] > threshold]
+            guess = fit.predict(out["n_params"], out["step"])
+            name = "N" if split_by == "n_params" else "t"
+            ax.scatter(guess, out["forgetting"], facecolors="none", edgecolors="crimson", s=46, lw=1.2,
+                       label=f"held out: {name} > {threshold:g}, fit on the rest")
+            lo, hi = min(lo, float(guess.min())), max(hi, float(guess.max()))
         ax.plot([lo, hi], [lo, hi], color="black", lw=1, ls="--")
-        ax.set_xlabel("predicted forgetting (power law)")
-        ax.set_ylabel("observed forgetting")
+        ax.set_xlabel("predicted forgetting (power law, Δ bpb)")
+        ax.set_ylabel("observed forgetting (Δ bpb)")
+        _few_ticks(ax.xaxis)
+        ax.legend(fontsize=7, frameon=False)
         ax.set_title(f"{_title(group)}  (R²={pw.r2:.3f}, RMSE={pw.rmse:.3g})")
     save_figure(fig, out_png)
 
@@ -282,8 +386,9 @@ def plot_domain_vs_general(
             label = " ".join(_curve_label(k, v) for k, v in zip(keys, key) if not pd.isna(v))
             ax.plot(mean[x], mean[y], marker="o", ms=3, lw=1.3, color=next(palette), label=label, zorder=3)
         draw_pareto_front(ax, part, x, y)
-        ax.set_xlabel(x.replace("_", " "))
-        ax.set_ylabel(y.replace("_", " "))
+        ax.set_xlabel(LABELS.get(x, x.replace("_", " ")))
+        ax.set_ylabel(LABELS.get(y, y.replace("_", " ")))
+        _few_ticks(ax.xaxis)
         ax.set_title(_title(group))
         ax.legend(fontsize=6, frameon=False)
     save_figure(fig, out_png)
