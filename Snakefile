@@ -4,7 +4,8 @@
 #   snakemake --report report.html      tables and figures as one HTML report
 from snakemake.utils import min_version, validate
 
-from forgetbench.config import find_unknown_keys, load_schema
+from forgetbench.config import check_raw_config, find_unknown_keys, load_schema
+from forgetbench.config_file import check_duplicate_keys, check_schema, resolve_paths
 
 min_version("9.0")
 
@@ -16,9 +17,15 @@ if not workflow.overwrite_configfiles:
 
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
-CONFIG_FILE = str((workflow.overwrite_configfiles or workflow.configfiles or ["config"])[-1])
+CONFIG_FILES = [str(f) for f in (workflow.overwrite_configfiles or workflow.configfiles)]
+CONFIG_FILE = (CONFIG_FILES or ["config"])[-1]
+for path in CONFIG_FILES:
+    check_duplicate_keys(path)
 find_unknown_keys(config, load_schema(SCHEMA), CONFIG_FILE)  # first: a misspelt key gets a suggestion
+check_raw_config(config, CONFIG_FILE)  # what the defaults would hide
+check_schema(config, load_schema(SCHEMA), CONFIG_FILE)  # one line; validate() below fills the defaults
 validate(config, SCHEMA)
+resolve_paths(config, CONFIG_FILE)
 
 
 include: "rules/common.smk"

@@ -167,6 +167,7 @@ def test_the_readme_paper_config_dry_runs_with_gpus_memory_and_runtime_per_job(t
     path.write_text(yaml.safe_dump(config))
     cache = hub_cache(tmp_path / "hub", {"Qwen/Qwen2.5-3B-Instruct": "qwen2.5-3b-instruct",
                                          "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b-instruct"})
+    (cache / "datasets--ncbi--MedCalc-Bench-v1.0").mkdir()  # the domain's data, downloaded once
     result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), env={"HF_HUB_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "memory check" not in result.stderr  # both shapes were found

@@ -67,16 +67,27 @@ def paper_config(tmp_path):
     return path
 
 
+def paper_hub_cache(tmp_path) -> dict:
+    """The environment of a login node that has fetched the paper models' config.json (what the offline checks
+    and the memory check read); gemma-3-4b stands in with a Qwen config, the dry run only counts its jobs."""
+    from test_memory import hub_cache
+
+    cache = hub_cache(tmp_path / "hub", {"Qwen/Qwen2.5-3B-Instruct": "qwen2.5-3b-instruct",
+                                         "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b-instruct",
+                                         "google/gemma-3-4b-it": "qwen2.5-3b-instruct"})
+    return {"HF_HUB_CACHE": str(cache)}
+
+
 def test_dry_run_of_a_paper_scale_config(tmp_path):
     path = paper_config(tmp_path)
     config = yaml.safe_load(path.read_text())
-    result = snakemake("-n", "--configfile", str(path))
+    result = snakemake("-n", "--configfile", str(path), env=paper_hub_cache(tmp_path))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     cells = 3 * 5 * 3  # models × LRs × seeds
     assert counts["train"] == cells * 7
     assert counts["combine_posthoc"] == cells * 2
-    tasks = len(config["evaluation"]["general"]) + 2  # + domain and the general text
+    tasks = len(config["evaluation"]["general"]) + 3  # + domain, domain loss and the general text
     assert counts["merge_evaluations"] == cells * 9 + 3
     assert counts["evaluate"] == (cells * 9 + 3) * tasks
     assert counts["prepare_model"] == 3
@@ -89,8 +100,9 @@ def test_gpu_requests_are_sized_per_model(tmp_path):
     config = yaml.safe_load(path.read_text())
     config["models"]["qwen2.5-7b"]["gpus"] = 2
     config["resources"]["gpu"] = 1
+    config["resources"]["gpu_mem_gb"] = 200  # fp32 full fine-tunes of a 7B on 1-2 GPUs: the memory check's 80 GB would refuse
     path.write_text(yaml.safe_dump(config))
-    result = snakemake("-n", "--configfile", str(path))
+    result = snakemake("-n", "--configfile", str(path), env=paper_hub_cache(tmp_path))
     assert result.returncode == 0, result.stderr
     gpus = {}
     for block in (result.stdout + result.stderr).split("\nrule ")[1:]:

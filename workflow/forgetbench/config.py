@@ -12,6 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgetbench.config_file import check_finite_numbers
 from forgetbench.errors import ConfigError
 from forgetbench.evaluation.tasks import check_evaluation
 from forgetbench.methods import get_method
@@ -241,6 +242,21 @@ def check_training(config: dict, where: str) -> None:
                               f"none (accelerate would replicate it over the CPU processes); use ddp or auto")
 
 
+def check_raw_config(config: dict, where: str) -> None:
+    """Checks on the config as written, before the schema's defaults fill it in and hide what was given."""
+    check_finite_numbers(config, where)
+    training = config.get("training") or {}
+    if isinstance(training, dict) and training.get("max_steps") is not None and "epochs" in training:
+        raise ConfigError(f"{where}: training.epochs and training.max_steps are both set, and max_steps would "
+                          f"silently override epochs: keep one")
+
+
+def check_general_suite(config: dict, where: str) -> None:
+    if not config["evaluation"]["general"]:
+        raise ConfigError(f"{where}: evaluation.general is empty: the general score is the mean of its tasks; "
+                          f"name at least one (e.g. arc_easy: {{limit: 100}})")
+
+
 def check_config(config: dict, schema: dict, where: str = "config") -> None:
     find_unknown_keys(config, schema, where)
     check_learning_rates(config, where)
@@ -249,6 +265,7 @@ def check_config(config: dict, schema: dict, where: str = "config") -> None:
     check_model_methods(config, where)
     check_scaling(config, where)
     check_training(config, where)
+    check_general_suite(config, where)
     check_evaluation(config["evaluation"], where)
 
 

@@ -362,10 +362,8 @@ def load_domain(cfg: dict, base_dir=".") -> tuple[list[dict], list[dict]]:
     if not isinstance(cfg, dict):
         raise ConfigError("domain: must be a mapping with at least 'name' and 'source'")
     where = _where(cfg)
-    source = cfg.get("source")
-    if source not in SOURCES:
-        raise ConfigError(f"{where}: unknown source '{source}'; valid sources: {', '.join(SOURCES)}")
-    _check_keys(cfg, source)
+    check_domain_keys(cfg)
+    source = cfg["source"]
     fmt = cfg.get("format", "label")
     if fmt not in FORMATS:
         raise ConfigError(f"{where}: domain.format '{fmt}' is not one of {', '.join(FORMATS)}")
@@ -391,3 +389,14 @@ def write_domain(cfg: dict, out_train, out_test, base_dir=".") -> tuple[int, int
     write_jsonl(out_train, train)
     write_jsonl(out_test, test)
     return len(train), len(test)
+
+
+def check_domain_keys(cfg: dict) -> None:
+    """The checks of a domain section that need no data: its source, its keys and the keys its source needs;
+    the workflow runs them when it parses the config."""
+    source = cfg.get("source")
+    if source not in SOURCES:
+        raise ConfigError(f"{_where(cfg)}: unknown source '{source}'; valid sources: {', '.join(SOURCES)}")
+    _check_keys(cfg, source)
+    for key in {"medcalc_synth": ("n_train", "n_test"), "local": ("path",), "hub": ("dataset",)}[source]:
+        _require(cfg, key)

