@@ -57,7 +57,7 @@ def slurm_smoke_config(tmp_path, tiny_model_dir, **changes):
     config = yaml.safe_load(path.read_text())
     config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
     config["methods"] = {"sft": {}, "wise": {"alphas": [0.5]}}
-    every_task = [*config["evaluation"]["general"], "domain", "general_text"]
+    every_task = [*config["evaluation"]["general"], "domain", "domain_loss", "general_text"]
     config["evaluation"]["families"] = {"all": every_task}  # one evaluation job per cell
     config.update(changes)
     path.write_text(yaml.safe_dump(config))
