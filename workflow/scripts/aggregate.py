@@ -25,7 +25,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
         tidy.to_parquet(tmp, index=False)
     correction = None if settings["correction"] == "none" else settings["correction"]
     experiment = snakemake.config["experiment"]  # noqa: F821
-    write_text(out.md, to_markdown(paper_table(grouped, general, correction), f"Domain vs general trade-off ({experiment})"))
+    paper = paper_table(grouped, general, correction)
+    write_text(out.md, to_markdown(paper, f"Domain vs general trade-off ({experiment})"))
     write_text(out.tex, to_latex(paper_table(grouped, general, correction, latex=True),
                                  f"Domain score vs general capability per method and learning rate ({experiment})"))
-    print(paper_table(grouped, general, correction).frame.to_string(index=False))
+    print(paper.frame.to_string(index=False))

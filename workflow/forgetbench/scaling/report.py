@@ -125,14 +125,14 @@ def _bound_flags(law: str, result, forgetting: pd.Series) -> list[str]:
 def _holdout(trained: pd.DataFrame, robust) -> dict:
     """The power law's extrapolation check: fit on the smaller N (else the earlier steps), predict the rest."""
     reasons = []
-    for split_by, column in (("n_params", "n_params"), ("step", "step")):
+    for split_by in ("n_params", "step"):
         try:
             result = holdout_check(trained["n_params"], trained["step"], trained["forgetting"], split_by=split_by,
                                    robust=robust)
         except ValueError as err:
             reasons.append(f"{split_by}: {err}")
             continue
-        return {"fit": result.fit, "holdout": f"fit on {column} <= {result.threshold:g} ({result.n_train} cells), "
+        return {"fit": result.fit, "holdout": f"fit on {split_by} <= {result.threshold:g} ({result.n_train} cells), "
                 f"predicts {result.n_test}", "holdout_split": split_by, "holdout_threshold": result.threshold,
                 "holdout_mae": result.mae, "holdout_rel_error": result.rel_error}
     return {"fit": None, "holdout": "not possible: " + "; ".join(reasons), "holdout_split": None,
