@@ -1,6 +1,11 @@
-"""Fine-tuning methods, one file each, registered by config name (see registry.py)."""
+"""Fine-tuning methods, one file each, registered by config name (see registry.py).
 
-from forgetbench.methods import dft, flow, hft, l2, lines, lora, sft, talr, wise  # noqa: F401  (registers them)
-from forgetbench.methods.registry import get_method, method_names, register
+Importing the package imports every module in it (`registry.discover`): a new method file registers itself
+with `@register`, with no import to add here.
+"""
 
-__all__ = ["get_method", "method_names", "register"]
+from forgetbench.methods.registry import discover, get_method, method_names, register
+
+discover(__name__, __path__)
+
+__all__ = ["discover", "get_method", "method_names", "register"]

@@ -20,7 +20,10 @@ the two middle values. Larger τ approaches plain SFT.
 "The batch" is the optimizer step: with gradient accumulation or several processes, τ and the softmax's
 normaliser are taken over every micro-batch and process of the step (the trainer scores them in a
 gradient-free pass first, `step_statistics`), the set the other methods' token mean runs over.
-[confirm] normalisation over the whole batch with weights summing to 1 (shared/docs/methods.md).
+[confirm] against the paper whether the softmax is normalised over the whole batch or per sequence, and whether
+the weights are rescaled (e.g. to mean 1 over the response tokens) so that the loss keeps SFT's scale; the reading
+here is over the whole batch, weights summing to 1, not rescaled. No official code was found; the `power` reading
+is the DiSC repository's (`src/disc/objectives.py`).
 """
 
 from __future__ import annotations
