@@ -51,6 +51,7 @@ cell = {"model": "m", "method": p["method"], "hparams": p["hparams"], "lr": 1e-5
         "training": {"max_steps": p["steps"], "epochs": 1, "batch_size": p["batch"], "grad_accum": 1,
                      "max_seq_len": p["seq"], "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0,
                      "max_grad_norm": 1.0, "logging_steps": 1, "precision": p["precision"], "resume_every": 0,
+                     "max_truncated_share": 1.0,  # every example fills max_seq_len on purpose
                      "gradient_checkpointing": p["checkpointing"]}}
 w = p["workdir"]
 train_cell(p["model"], p["train"], w + "/model", w + "/log.jsonl", w + "/run.json", cell)

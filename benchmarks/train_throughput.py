@@ -85,12 +85,14 @@ if get_method(method).needs_base_scores:
                              for r in read_jsonl(p["train"])])
     else:
         from forgetbench.analysis.base_scores import score_with_base
-        score_with_base(model, p["train"], p["format"], p["seq"], "auto", losses, f"{w}/stats.json")
+        score_with_base(model, p["train"], p["format"], p["seq"], "auto", losses, f"{w}/stats.json",
+                        max_truncated_share=1.0)
 cell = {"model": "m", "method": method, "hparams": hparams,
         "lr": p["lr"], "seed": 0, "domain": {"name": "d", "format": p["format"]}, "chat_template": "auto",
         "training": {"max_steps": p["steps"], "epochs": 1, "batch_size": p["batch"], "grad_accum": 1,
                      "max_seq_len": p["seq"], "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0,
-                     "max_grad_norm": 1.0, "logging_steps": 1, "precision": p["precision"]}}
+                     "max_grad_norm": 1.0, "logging_steps": 1, "precision": p["precision"],
+                     "max_truncated_share": 1.0}}  # cut to --seq on purpose: a fixed length is what is timed
 out = f"{w}/{spec}"
 if p["profile"]:
     # Host-side (Python) time of the steps from the third on: which calls a step spends its time in when the

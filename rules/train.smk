@@ -8,6 +8,7 @@ rule score_base:
     params:
         fmt=config["domain"]["format"],
         max_len=config["training"]["max_seq_len"],
+        max_truncated_share=config["training"]["max_truncated_share"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
         batch_size=config["evaluation"]["batch_size"],
     log:

@@ -123,8 +123,64 @@ def test_local_test_file_overlapping_train_is_rejected(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"prompt": "Same question", "answer": "1"}\n{"prompt": "B", "answer": "2"}\n')
     (tmp_path / "b.jsonl").write_text('{"prompt": "same  QUESTION", "answer": "1"}\n')
     cfg = {"name": "leak", "source": "local", "path": "a.jsonl", "test_path": "b.jsonl"}
-    with pytest.raises(ConfigError, match=r"domain 'leak': 1 test record\(s\) share a prompt"):
+    with pytest.raises(ConfigError) as error:
         load_domain(cfg, base_dir=tmp_path)
+    assert str(error.value) == (
+        f"domain 'leak' (train {tmp_path / 'a.jsonl'}, test {tmp_path / 'b.jsonl'}): 1 test record(s) share a prompt "
+        f"with the training set (e.g. test id 'leak-test-000000' = train id 'leak-train-000000')")
+
+
+GOOD = {"prompt": "What is 2 + 2?", "answer": "4"}
+BAD_RECORDS = {
+    "gold answer outside its own bounds": (
+        [GOOD, {"id": "bmi-3", "prompt": "BMI of 70 kg at 1.75 m?", "answer": "22.9", "answer_type": "decimal",
+                "lower": 23.5, "upper": 24.5}], [{"prompt": "What is 3 + 3?", "answer": "6"}],
+        "domain 'bad' ({train}): record 1 (id 'bmi-3'): decimal answer 22.9 is outside its own bounds [lower 23.5, "
+        "upper 24.5]: the item would score 0 for every model"),
+    "answer given as a list": (
+        [GOOD], [{"id": "q7", "prompt": "What is 2 * 2?", "answer": [4]}],
+        "{test}: record 0 (id 'q7'): column 'answer' (domain.fields.answer) holds a list, [4]: give one value"),
+    "bound given as a list": (
+        [GOOD, {"id": "q2", "prompt": "What is 10 / 4?", "answer": "2.5", "answer_type": "decimal", "lower": [2.4],
+                "upper": 2.6}], [{"prompt": "What is 3 + 3?", "answer": "6"}],
+        "{train}: record 1 (id 'q2'): column 'lower' (domain.fields.lower) holds a list, [2.4]: give one value"),
+    "one id in both splits": (
+        [{"id": "q1", **GOOD}], [{"id": "q1", "prompt": "What is 3 + 3?", "answer": "6"}],
+        "domain 'bad' (train {train}, test {test}): id 'q1' names a training record and a test record (1 such "
+        "id(s)): give each record its own id"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RECORDS)
+def test_bad_records_are_refused_and_leave_prepared_files_untouched(tmp_path, case):
+    train_rows, test_rows, message = BAD_RECORDS[case]
+    for name, rows_ in (("train.jsonl", train_rows), ("test.jsonl", test_rows)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows_))
+    prepared = tmp_path / "results" / "data" / "bad"
+    prepared.mkdir(parents=True)
+    for name in ("train.jsonl", "test.jsonl"):
+        (prepared / name).write_bytes(b'{"id": "old", "prompt": "an earlier run", "answer": "1"}\n')
+    cfg = {"name": "bad", "source": "local", "path": "train.jsonl", "test_path": "test.jsonl"}
+    with pytest.raises(ConfigError) as error:
+        write_domain(cfg, prepared / "train.jsonl", prepared / "test.jsonl", base_dir=tmp_path)
+    assert str(error.value) == message.format(train=tmp_path / "train.jsonl", test=tmp_path / "test.jsonl")
+    assert sorted(p.name for p in prepared.iterdir()) == ["test.jsonl", "train.jsonl"]
+    for name in ("train.jsonl", "test.jsonl"):
+        assert (prepared / name).read_bytes() == b'{"id": "old", "prompt": "an earlier run", "answer": "1"}\n'
+
+
+def test_bounds_in_either_order_hold_the_answer_as_scoring_reads_them():
+    from forgetbench.scoring import is_correct
+
+    record = make_record("neg", "Q?", "-5.0", answer_type="decimal", lower=-4.75, upper=-5.25)
+    validate_records([record], "x")
+    assert is_correct("Answer: -5.0", record)
+    outside = {**record, "answer": "-5.5"}
+    with pytest.raises(ConfigError) as error:
+        validate_records([outside], "x")
+    assert str(error.value) == ("x: record 0 (id 'neg'): decimal answer -5.5 is outside its own bounds "
+                                "[lower -4.75, upper -5.25]: the item would score 0 for every model")
+    assert not is_correct("Answer: -5.5", outside)
 
 
 def test_missing_file_names_path_and_key(tmp_path):
@@ -304,6 +360,20 @@ def test_hub_esci_keeps_one_locale(fake_hub):
     train, test = load_domain({"name": "shop", "source": "hub", "dataset": "esci"})
     assert [r["answer"] for r in train] == ["E", "S", "C"]  # the 'es' row is filtered out
     assert [r["answer"] for r in test] == ["I"]
+
+
+def test_hub_rows_whose_answer_is_outside_their_limits_are_skipped_with_a_warning(fake_hub, monkeypatch):
+    table = rows("medcalc_bench_rows")[:3]
+    table[1] = {**table[1], "Output Type": "decimal", "Ground Truth Answer": "90.0", "Lower Limit": "75.4",
+                "Upper Limit": "83.3"}
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name=None, split=None, **kw: datasets.Dataset.from_list(
+        table if split == "train" else rows("medcalc_bench_rows")[3:]))
+    with pytest.warns(UserWarning) as warned:
+        train, _ = load_domain({"name": "mc", "source": "hub", "dataset": "medcalc_bench", "format": "cot"})
+    assert [r["id"] for r in train] == ["medcalc_bench-train-1", "medcalc_bench-train-3"]
+    assert [str(w.message) for w in warned] == [
+        "domain 'mc': skipped 1 malformed rows of 'ncbi/MedCalc-Bench-v1.0' split 'train' (row 1: decimal answer "
+        "90.0 is outside its own bounds [lower 75.4, upper 83.3]: the item would score 0 for every model)"]
 
 
 def test_unknown_hub_dataset(fake_hub):

@@ -208,6 +208,33 @@ def test_evaluate_records_settings(full_run, tiny_model):
     assert settings["tasks"]["gsm8k"]["max_gen_toks"] == 24
 
 
+def test_domain_references_longer_than_max_gen_toks_are_counted_and_warned(tiny_model, tmp_path, capsys):
+    """Counted over the evaluated subset (limit 3 of 5, seed 0: items 0, 3 and 4), of which only item 0 has a long
+    reference; a count over the whole file would give 3 of 5."""
+    from transformers import AutoTokenizer
+
+    from forgetbench.data.prompts import build_response
+    from forgetbench.data.records import make_record
+
+    records = [make_record(f"q{i}", f"Item {i}: what is {i} + {i}?", str(2 * i), answer_type="integer",
+                           rationale=("Add the two numbers. " * 10 if i < 3 else "") + f"{i} + {i} = {2 * i}.")
+               for i in range(5)]
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    lengths = [len(tokenizer(build_response(r, "cot"), add_special_tokens=False)["input_ids"]) for r in records]
+    assert lengths[0] > 16 >= max(lengths[3:])
+    result = evaluate(tiny_model, tmp_path / "eval.json", {"domain": {"limit": 3, "max_gen_toks": 16}}, seed=0,
+                      domain_test_path=path, domain_format="cot")
+    beyond = json.loads((tmp_path / "eval.json").read_text())["settings"]["tasks"]["domain"][
+        "reference_longer_than_max_gen_toks"]
+    assert beyond == {"items": 1, "of": 3, "share": 1 / 3, "longest_tokens": lengths[0]} == \
+        result["settings"]["tasks"]["domain"]["reference_longer_than_max_gen_toks"]
+    assert (f"warning: 1 of 3 domain test items (33.3 %) have a reference response longer than max_gen_toks 16 (the "
+            f"longest has {lengths[0]} tokens): a model answering like its training targets is cut off before the "
+            f"answer there; raise evaluation.domain.max_gen_toks to {lengths[0]}") in capsys.readouterr().err
+
+
 def test_lora_adapter_fewshot_and_no_chat_template(tiny_model, full_run, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model

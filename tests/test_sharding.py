@@ -76,10 +76,10 @@ def test_micro_batch_means_would_differ_from_the_step_token_mean(data, tiny_mode
     from transformers import AutoTokenizer
 
     from forgetbench.data.records import read_jsonl
-    from forgetbench.training.tokenize import IGNORE_INDEX, encode_dataset
+    from forgetbench.training.tokenize import IGNORE_INDEX, encode_records
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    examples, _ = encode_dataset(tokenizer, read_jsonl(data / "train.jsonl"), "cot", 256, True)
+    examples = encode_records(tokenizer, read_jsonl(data / "train.jsonl"), "cot", 256, True).examples
     counts = [sum(label != IGNORE_INDEX for label in e["labels"][1:]) for e in examples]
     assert min(counts) < 20 < max(counts)
     losses = torch.rand(len(examples), generator=torch.Generator().manual_seed(0)) + 1  # mean token loss per sample

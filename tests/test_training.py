@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 
 from forgetbench.atomic import write_jsonl
 from forgetbench.data.records import make_record
+from forgetbench.errors import ConfigError
 from forgetbench.training.run import train_cell
 from forgetbench.training.tokenize import IGNORE_INDEX, encode_example
 from forgetbench.training.trainer import token_logprobs
@@ -51,6 +52,59 @@ def test_plain_format_for_models_without_chat_template(tiny_model_dir):
 def test_truncation_drops_examples_without_response_tokens(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     assert encode_example(tok, records(1)[0], "label", 8, chat=True) is None
+
+
+def overflowing(n=8, long=(0, 3)):
+    """`records(n)`, those at the indices `long` with a rationale of about 200 tokens: longer than max_seq_len 128."""
+    return [{**r, "rationale": "Add the two numbers, one step at a time. " * 20 + r["rationale"]} if i in long else r
+            for i, r in enumerate(records(n))]
+
+
+def test_cut_responses_refuse_training_before_any_step(tiny_model_dir, tmp_path):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, overflowing())
+    out = tmp_path / "sft"
+    with pytest.raises(ConfigError) as error:
+        train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"), str(out / "run.json"),
+                   cell())
+    assert str(error.value) == (
+        f"{data}: 2 of 8 responses (25.0 %) do not fit whole in max_seq_len 128 (the longest example has 298 "
+        f"tokens), above training.max_truncated_share 0.01: raise training.max_seq_len to 298 or raise "
+        f"training.max_truncated_share")
+    assert not out.exists()
+
+
+def test_cut_responses_within_the_allowed_share_are_counted_in_the_log_and_run_json(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, overflowing())
+    out = tmp_path / "sft"
+    allowed = {**cell(), "training": {**TRAINING, "max_truncated_share": 0.25}}
+    train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"), str(out / "run.json"),
+               allowed)
+    assert ("8 training examples (0 dropped: prompt longer than max_seq_len), chat=True; 2 of 8 responses (25.0 %) "
+            "do not fit whole in max_seq_len 128 (the longest example has 298 tokens)") in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    assert (run["truncated_responses"], run["truncated_share"], run["longest_example_tokens"]) == (2, 0.25, 298)
+
+
+def test_score_base_refuses_the_data_training_would_refuse(tiny_model_dir, tmp_path):
+    from forgetbench.analysis.base_scores import score_with_base
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, overflowing(long=(5,)))
+    old = tmp_path / "scores" / "sample_losses.jsonl"
+    old.parent.mkdir()
+    old.write_text("an earlier run's scores\n")
+    with pytest.raises(ConfigError) as error:
+        score_with_base(str(tiny_model_dir), str(data), "cot", 128, "auto", str(old), str(old.parent / "stats.json"))
+    assert str(error.value) == (
+        f"{data}: 1 of 8 responses (12.5 %) do not fit whole in max_seq_len 128 (the longest example has 300 "
+        f"tokens), above training.max_truncated_share 0.01: raise training.max_seq_len to 300 or raise "
+        f"training.max_truncated_share")
+    assert old.read_text() == "an earlier run's scores\n" and not (old.parent / "stats.json").exists()
+    stats = score_with_base(str(tiny_model_dir), str(data), "cot", 300, "auto", str(old),
+                            str(old.parent / "stats.json"))
+    assert json.loads((old.parent / "stats.json").read_text())["truncated_responses"] == 0 and stats["tokens"] > 0
 
 
 def test_token_logprobs_match_log_softmax_and_zero_the_mask():
@@ -199,11 +253,11 @@ def test_the_per_step_shortcuts_keep_training_mode_and_the_trainers_flop_count(t
     from forgetbench.methods import get_method
     from forgetbench.training.collate import Collator
     from forgetbench.training.run import training_arguments
-    from forgetbench.training.tokenize import encode_dataset
+    from forgetbench.training.tokenize import encode_records
     from forgetbench.training.trainer import MethodTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    examples, _ = encode_dataset(tokenizer, records(4), "cot", 128, True)
+    examples = encode_records(tokenizer, records(4), "cot", 128, True).examples
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     method = get_method("lora")(r=4, alpha=8, dropout=0.5, target_modules="all-linear")
     model = method.prepare_model(model, seed=0)

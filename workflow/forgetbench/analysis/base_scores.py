@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from forgetbench.atomic import write_json, write_jsonl
 from forgetbench.data.records import read_jsonl
 from forgetbench.training.collate import Collator
-from forgetbench.training.tokenize import encode_dataset, uses_chat_template
+from forgetbench.training.tokenize import DEFAULT_MAX_TRUNCATED_SHARE, Encoded, encode_records, uses_chat_template
 from forgetbench.training.trainer import token_logprobs
 
 THRESHOLDS = (0.05, 0.1, 0.2, 0.5)
@@ -38,25 +38,29 @@ def token_statistics(probs: np.ndarray) -> dict:
     }
 
 
-def load_model(model_dir: str, adapter_dir: str | None = None):
-    """Tokenizer and float32 model in eval mode; a LoRA adapter is merged in."""
+def load_tokenizer(model_dir: str):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_weights(model_dir: str, adapter_dir: str | None = None):
+    """The float32 model in eval mode; a LoRA adapter is merged in."""
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if adapter_dir:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    return tokenizer, model.eval()
+    return model.eval()
 
 
 @torch.no_grad()
-def score_records(model, tokenizer, records: list[dict], fmt: str, max_len: int, chat: bool,
-                  batch_size: int = 8) -> tuple[list[dict], np.ndarray]:
+def score_records(model, tokenizer, encoded: Encoded, batch_size: int = 8) -> tuple[list[dict], np.ndarray]:
     """Each record's mean response-token loss (rows of id, mean_loss, tokens) and every response token's
     probability, in one forward pass per batch."""
-    examples, ids = encode_dataset(tokenizer, records, fmt, max_len, chat)
+    examples, ids = encoded.examples, encoded.ids
+    print(encoded.summary(), flush=True)
     collate = Collator(tokenizer)
     rows, probs = [], []
     for start in range(0, len(examples), batch_size):
@@ -72,21 +76,30 @@ def score_records(model, tokenizer, records: list[dict], fmt: str, max_len: int,
 
 
 def score_with_base(model_dir: str, train_jsonl: str, fmt: str, max_len: int, chat_template: str,
-                    out_losses: str, out_stats: str, batch_size: int = 8) -> dict:
-    tokenizer, model = load_model(model_dir)
+                    out_losses: str, out_stats: str, batch_size: int = 8,
+                    max_truncated_share: float = DEFAULT_MAX_TRUNCATED_SHARE) -> dict:
+    """θ₀'s scores of the training examples exactly as training encodes them; the data that training would
+    refuse for cut responses is refused here too, before the model loads (this job is the first with both the
+    tokenizer and the data)."""
+    tokenizer = load_tokenizer(model_dir)
     chat = uses_chat_template(tokenizer, chat_template)
-    rows, probs = score_records(model, tokenizer, read_jsonl(train_jsonl), fmt, max_len, chat, batch_size)
+    encoded = encode_records(tokenizer, read_jsonl(train_jsonl), fmt, max_len, chat)
+    encoded.check(max_truncated_share, train_jsonl)
+    model = load_weights(model_dir)
+    rows, probs = score_records(model, tokenizer, encoded, batch_size)
     stats = token_statistics(probs)
     write_jsonl(out_losses, rows)
-    write_json(out_stats, {"model_dir": model_dir, "format": fmt, "chat_template": chat, **stats})
+    write_json(out_stats, {"model_dir": model_dir, "format": fmt, "chat_template": chat,
+                           "truncated_responses": len(encoded.truncated), "truncated_share": encoded.share, **stats})
     return stats
 
 
 def domain_loss(model_dir: str, test_jsonl: str, fmt: str, max_len: int, chat_template: str,
                 adapter_dir: str | None = None, batch_size: int = 8) -> float:
     """The fine-tuning loss on the domain's test split: the token-mean cross-entropy of the gold responses."""
-    tokenizer, model = load_model(model_dir, adapter_dir)
+    tokenizer, model = load_tokenizer(model_dir), load_weights(model_dir, adapter_dir)
     chat = uses_chat_template(tokenizer, chat_template)
-    rows, _ = score_records(model, tokenizer, read_jsonl(test_jsonl), fmt, max_len, chat, batch_size)
+    encoded = encode_records(tokenizer, read_jsonl(test_jsonl), fmt, max_len, chat)
+    rows, _ = score_records(model, tokenizer, encoded, batch_size)
     tokens = sum(r["tokens"] for r in rows)
     return sum(r["mean_loss"] * r["tokens"] for r in rows) / tokens

@@ -73,9 +73,26 @@ def validate_records(records: list, where: str) -> None:
                 raise ConfigError(f"{where}: {name}: {atype} answer '{rec['answer']}' is not a number") from None
             if atype == "integer" and value != int(value):
                 raise ConfigError(f"{where}: {name}: integer answer '{rec['answer']}' has a fractional part")
+        problem = answer_outside_bounds(rec)
+        if problem:
+            raise ConfigError(f"{where}: {name}: {problem}")
         if rec["id"] in seen:
             raise ConfigError(f"{where}: duplicate id '{rec['id']}' (records {seen[rec['id']]} and {i})")
         seen[rec["id"]] = i
+
+
+def answer_outside_bounds(rec: dict) -> str | None:
+    """Why a decimal record's own answer falls outside its [lower, upper], or None: scoring accepts only
+    predictions inside the bounds, so such an item scores 0 for every model, the correct ones included."""
+    lower, upper = rec.get("lower"), rec.get("upper")
+    if rec.get("answer_type") != "decimal" or lower is None or upper is None:
+        return None
+    value = float(str(rec["answer"]).replace(",", ""))
+    lo, hi = sorted((lower, upper))  # either order, as scoring reads them
+    if lo <= value <= hi:
+        return None
+    return (f"decimal answer {rec['answer']} is outside its own bounds [lower {lower}, upper {upper}]: "
+            f"the item would score 0 for every model")
 
 
 def normalize_prompt(text: str) -> str:
@@ -84,7 +101,8 @@ def normalize_prompt(text: str) -> str:
 
 
 def check_no_overlap(train: list[dict], test: list[dict], where: str) -> None:
-    """Raise ConfigError when a test prompt also appears (normalised) in the training set: it would leak."""
+    """Raise ConfigError when a test prompt also appears (normalised) in the training set: it would leak; or
+    when an id names a record in each split (an id names one record of the dataset)."""
     seen = {normalize_prompt(r["prompt"]): r["id"] for r in train}
     clashes = [(r["id"], seen[key]) for r in test if (key := normalize_prompt(r["prompt"])) in seen]
     if clashes:
@@ -93,6 +111,11 @@ def check_no_overlap(train: list[dict], test: list[dict], where: str) -> None:
             f"{where}: {len(clashes)} test record(s) share a prompt with the training set "
             f"(e.g. test id '{test_id}' = train id '{train_id}')"
         )
+    train_ids = {r["id"] for r in train}
+    both = [r["id"] for r in test if r["id"] in train_ids]
+    if both:
+        raise ConfigError(f"{where}: id '{both[0]}' names a training record and a test record "
+                          f"({len(both)} such id(s)): give each record its own id")
 
 
 def split_records(records: list[dict], test_fraction: float, seed: int, where: str) -> tuple[list[dict], list[dict]]:

@@ -27,8 +27,8 @@ from forgetbench.atomic import write_jsonl
 from forgetbench.data import medcalc_synth
 from forgetbench.data.prompts import FORMATS, medcalc_task
 from forgetbench.data.records import (
-    ANSWER_TYPES, check_no_overlap, make_record, normalize_prompt, read_jsonl, split_records, subsample,
-    validate_records,
+    ANSWER_TYPES, answer_outside_bounds, check_no_overlap, make_record, normalize_prompt, read_jsonl, split_records,
+    subsample, validate_records,
 )
 from forgetbench.errors import ConfigError
 
@@ -132,8 +132,14 @@ def _map_local(rows: list[dict], path: Path, split: str, cfg: dict) -> list[dict
     records = []
     for i, row in enumerate(rows):
         get = lambda name, default=None: row.get(cols[name], default) if name in cols else default  # noqa: E731
+        rid = get("id") if get("id") not in (None, "") else f"{cfg['name']}-{split}-{i:06d}"
+        for name, column in cols.items():
+            # str() would store [4] as the text "[4]" and float() would drop a bound given as [1.5]
+            if isinstance(row.get(column), (list, tuple, dict)):
+                raise ConfigError(f"{path}: record {i} (id '{rid}'): column '{column}' (domain.fields.{name}) holds "
+                                  f"a {type(row[column]).__name__}, {row[column]!r}: give one value")
         records.append(make_record(
-            id=get("id") if get("id") not in (None, "") else f"{cfg['name']}-{split}-{i:06d}",
+            id=rid,
             prompt=get("prompt"), answer=get("answer"), rationale=get("rationale", ""),
             answer_type=get("answer_type") or atype, lower=_float_or_none(get("lower")),
             upper=_float_or_none(get("upper")), source=get("source") or cfg["name"],
@@ -318,7 +324,11 @@ def _map_rows(rows, mapper, split: str, cfg: dict, hub_id: str) -> list[dict]:
     records, skipped, first = [], 0, None
     for i, row in enumerate(rows):
         try:
-            records.append(mapper(dict(row), split, i))
+            record = mapper(dict(row), split, i)
+            problem = answer_outside_bounds(record)
+            if problem:
+                raise ValueError(problem)
+            records.append(record)
         except (ValueError, KeyError, TypeError) as exc:
             skipped += 1
             first = first or f"row {i}: {exc}"
@@ -372,15 +382,24 @@ def load_domain(cfg: dict, base_dir=".") -> tuple[list[dict], list[dict]]:
         seed = _int(cfg, "seed", 0)
         train = subsample(train, _int(cfg, "limit_train", minimum=1), seed)
         test = subsample(test, _int(cfg, "limit_test", minimum=1), seed)
-    validate_records(train, f"{where} (train)")
-    validate_records(test, f"{where} (test)")
-    check_no_overlap(train, test, where)
+    train_from, test_from = _read_from(cfg, Path(base_dir))
+    validate_records(train, f"{where} ({train_from})")
+    validate_records(test, f"{where} ({test_from})")
+    check_no_overlap(train, test, f"{where} (train {train_from}, test {test_from})")
     if fmt == "cot":
         missing = next((r["id"] for r in train if not r["rationale"].strip()), None)
         if missing is not None:
             raise ConfigError(f"{where}: format 'cot' needs a rationale for every training record; "
                               f"record '{missing}' has none (use format: label)")
     return train, test
+
+
+def _read_from(cfg: dict, base_dir: Path) -> tuple[str, str]:
+    """Where each split comes from, for messages: a local source's files, else the split's name."""
+    if cfg["source"] != "local":
+        return "train", "test"
+    train = str(base_dir / str(cfg["path"]))
+    return train, str(base_dir / str(cfg["test_path"])) if cfg.get("test_path") else train
 
 
 def write_domain(cfg: dict, out_train, out_test, base_dir=".") -> tuple[int, int]:

@@ -57,6 +57,25 @@ def _chat_template(tokenizer, mode: str) -> str | None:
     return template if template and mode == "auto" else None
 
 
+def _max_gen_toks(name: str, s: dict, domain_format: str) -> int | None:
+    return s["max_gen_toks"] or (DOMAIN_MAX_GEN_TOKS[domain_format] if name == "domain" else None)
+
+
+def references_beyond_max_gen_toks(tokenizer, test_path, domain_format: str, limit, seed: int, max_toks: int) -> dict:
+    """How many evaluated domain items (the loader's seeded subset) have a reference response longer than
+    max_gen_toks: a model that answers like its training targets is cut off before its answer line on those,
+    and scores 0 there whatever it knows."""
+    from forgetbench.data.prompts import build_response
+    from forgetbench.data.records import read_jsonl
+    from forgetbench.evaluation.general_data import seeded_subset
+
+    items, _ = seeded_subset(read_jsonl(test_path), limit, seed)
+    lengths = [len(tokenizer(build_response(r, domain_format), add_special_tokens=False)["input_ids"]) for r in items]
+    longer = sum(n > max_toks for n in lengths)
+    return {"items": longer, "of": len(lengths), "share": longer / len(lengths) if lengths else 0.0,
+            "longest_tokens": max(lengths, default=0)}
+
+
 def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_format: str, seed: int):
     """Build lm-eval Task/Group objects per canonical task, with per-task few-shot and generation length set.
     Returns (canonical -> top task or group, canonical -> lm-eval name, leaf -> seeded subset indices,
@@ -87,7 +106,7 @@ def _load_tasks(task_manager, settings: dict[str, dict], chat: bool, domain_form
         for leaf_name, task in loaded["tasks"].items():
             # Always set: built-in tasks carry their own default (lm-eval's gsm8k is 5-shot).
             task.set_config(key="num_fewshot", value=s["num_fewshot"])
-            max_toks = s["max_gen_toks"] or (DOMAIN_MAX_GEN_TOKS[domain_format] if name == "domain" else None)
+            max_toks = _max_gen_toks(name, s, domain_format)
             if max_toks and task.get_config("output_type") == "generate_until":
                 task.set_config(key="generation_kwargs", value={"max_gen_toks": max_toks}, update=True)
             if s["source"] == "hub" and s["limit"] is not None:
@@ -376,6 +395,16 @@ def evaluate(
         # before lm-eval imports its IFEval checkers (hub or offline task), or the import tries to download
         punkt_data.install()
     built, task_names, samples, kinds = _load_tasks(task_manager, settings, chat, domain_format, seed)
+    beyond = None
+    if "domain" in settings:
+        max_toks = _max_gen_toks("domain", settings["domain"], domain_format)
+        beyond = references_beyond_max_gen_toks(tokenizer, domain_test_path, domain_format,
+                                                settings["domain"]["limit"], seed, max_toks)
+        if beyond["items"]:
+            log(f"warning: {beyond['items']} of {beyond['of']} domain test items ({100 * beyond['share']:.1f} %) have "
+                f"a reference response longer than max_gen_toks {max_toks} (the longest has "
+                f"{beyond['longest_tokens']} tokens): a model answering like its training targets is cut off before "
+                f"the answer there; raise evaluation.domain.max_gen_toks to {beyond['longest_tokens']}")
 
     vllm = {**VLLM_DEFAULTS, **{k: v for k, v in (vllm or {}).items() if v is not None}}
     if vllm["lora"] not in ("adapter", "merged"):
@@ -452,6 +481,7 @@ def evaluate(
             "max_gen_toks": (config.get("generation_kwargs") or {}).get("max_gen_toks", s["max_gen_toks"]),
             "lora": task_path[name],
             **({"sentence_splitter": punkt_data.sentence_splitter()} if name == "ifeval" else {}),
+            **({"reference_longer_than_max_gen_toks": beyond} if name == "domain" else {}),
             "subset": "seeded random, drawn in the task's data loader"
             if s["source"] == "offline"
             else "seeded random, via simple_evaluate(samples=)",

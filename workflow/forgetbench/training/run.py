@@ -19,7 +19,7 @@ from forgetbench.methods.flow import sample_weights
 from forgetbench.provenance import provenance
 from forgetbench.training.collate import Collator
 from forgetbench.training.sharding import sharding_strategy
-from forgetbench.training.tokenize import encode_dataset, uses_chat_template
+from forgetbench.training.tokenize import DEFAULT_MAX_TRUNCATED_SHARE, encode_records, uses_chat_template
 from forgetbench.training.trainer import MethodTrainer, ProgressLog, SaveAtSteps
 
 
@@ -133,11 +133,14 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
     chat = uses_chat_template(tokenizer, cell.get("chat_template", "auto"))
     records = read_jsonl(train_jsonl)
     train_cfg = cell["training"]
-    examples, ids = encode_dataset(tokenizer, records, cell["domain"]["format"], train_cfg["max_seq_len"], chat)
-    dropped = len(records) - len(examples)
+    encoded = encode_records(tokenizer, records, cell["domain"]["format"], train_cfg["max_seq_len"], chat)
+    examples, ids, dropped = encoded.examples, encoded.ids, encoded.dropped
+    print(f"{len(examples)} training examples ({dropped} dropped: prompt longer than max_seq_len), chat={chat}; "
+          f"{encoded.summary()}", flush=True)
+    # before the model loads: a refused dataset costs seconds, not a training run
+    encoded.check(train_cfg.get("max_truncated_share", DEFAULT_MAX_TRUNCATED_SHARE), train_jsonl)
     if not examples:
         raise ValueError(f"{train_jsonl}: no example has a response token within max_seq_len={train_cfg['max_seq_len']}")
-    print(f"{len(examples)} training examples ({dropped} dropped: prompt longer than max_seq_len), chat={chat}", flush=True)
 
     if method.needs_base_scores:
         if base_losses is None:
@@ -218,6 +221,9 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         "steps": result.global_step,
         "examples": len(examples),
         "examples_dropped": dropped,
+        "truncated_responses": len(encoded.truncated),
+        "truncated_share": encoded.share,
+        "longest_example_tokens": encoded.longest,
         "trainable_params": trainable,
         "total_params": total,
         "train_seconds": round(time.time() - started, 1),

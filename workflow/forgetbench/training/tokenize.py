@@ -7,17 +7,22 @@ the prompt as context, the model continuing it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from forgetbench.data.prompts import build_prompt, build_response
+from forgetbench.errors import ConfigError
 
 IGNORE_INDEX = -100
+# training.max_truncated_share's default in the config schema, for callers outside the workflow
+DEFAULT_MAX_TRUNCATED_SHARE = 0.01
 
 
 def uses_chat_template(tokenizer, setting: str = "auto") -> bool:
     return setting == "auto" and bool(getattr(tokenizer, "chat_template", None))
 
 
-def encode_example(tokenizer, record: dict, fmt: str, max_len: int, chat: bool) -> dict | None:
-    """input_ids and labels (prompt tokens set to -100), right-truncated to max_len; None if no response token fits."""
+def _token_ids(tokenizer, record: dict, fmt: str, chat: bool) -> tuple[list[int], list[int]]:
+    """The prompt's and the response's token ids, untruncated."""
     prompt, response = build_prompt(record, fmt), build_response(record, fmt)
     if chat:
         user = [{"role": "user", "content": prompt}]
@@ -32,6 +37,10 @@ def encode_example(tokenizer, record: dict, fmt: str, max_len: int, chat: bool) 
     else:
         prompt_ids = tokenizer(prompt + "\n")["input_ids"]  # adds BOS where the tokenizer wants one
         response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt_ids, response_ids
+
+
+def _truncate(prompt_ids: list[int], response_ids: list[int], max_len: int) -> dict | None:
     input_ids = (prompt_ids + response_ids)[:max_len]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_len]
     if all(label == IGNORE_INDEX for label in labels):
@@ -39,13 +48,55 @@ def encode_example(tokenizer, record: dict, fmt: str, max_len: int, chat: bool) 
     return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}
 
 
-def encode_dataset(tokenizer, records: list[dict], fmt: str, max_len: int, chat: bool) -> tuple[list[dict], list[str]]:
-    """Encoded examples and the ids of the records they came from; records whose prompt alone fills max_len
-    are left out."""
-    examples, ids = [], []
+def encode_example(tokenizer, record: dict, fmt: str, max_len: int, chat: bool) -> dict | None:
+    """input_ids and labels (prompt tokens set to -100), right-truncated to max_len; None if no response token fits."""
+    return _truncate(*_token_ids(tokenizer, record, fmt, chat), max_len)
+
+
+@dataclass
+class Encoded:
+    """A dataset's examples and what max_len cost it: `truncated` are the ids of the records whose response
+    does not fit whole (cut short, or left out because the prompt alone fills max_len: `dropped` of them)."""
+
+    examples: list[dict]
+    ids: list[str]
+    records: int
+    truncated: list[str]
+    dropped: int
+    longest: int
+    max_len: int
+
+    @property
+    def share(self) -> float:
+        return len(self.truncated) / self.records if self.records else 0.0
+
+    def summary(self) -> str:
+        return (f"{len(self.truncated)} of {self.records} responses ({100 * self.share:.1f} %) do not fit whole in "
+                f"max_seq_len {self.max_len} (the longest example has {self.longest} tokens)")
+
+    def check(self, max_share: float, where: str) -> None:
+        """Refuse a dataset whose responses are cut above `max_share`: a cut response trains without its
+        answer and end of sequence, which no loss curve shows."""
+        if self.share > max_share:
+            raise ConfigError(
+                f"{where}: {self.summary()}, above training.max_truncated_share {max_share:g}: raise "
+                f"training.max_seq_len to {self.longest} or raise training.max_truncated_share"
+            )
+
+
+def encode_records(tokenizer, records: list[dict], fmt: str, max_len: int, chat: bool) -> Encoded:
+    """Every record encoded as encode_example does, with the count of responses max_len cuts."""
+    examples, ids, truncated, dropped, longest = [], [], [], 0, 0
     for record in records:
-        example = encode_example(tokenizer, record, fmt, max_len, chat)
-        if example is not None:
-            examples.append(example)
-            ids.append(record["id"])
-    return examples, ids
+        prompt_ids, response_ids = _token_ids(tokenizer, record, fmt, chat)
+        length = len(prompt_ids) + len(response_ids)
+        longest = max(longest, length)
+        if length > max_len:
+            truncated.append(record["id"])
+        example = _truncate(prompt_ids, response_ids, max_len)
+        if example is None:
+            dropped += 1
+            continue
+        examples.append(example)
+        ids.append(record["id"])
+    return Encoded(examples, ids, len(records), truncated, dropped, longest, max_len)
