@@ -10,6 +10,10 @@ Evaluation jobs are grouped as in config.yaml (`evaluation.families`: the genera
 in another), the layout for vLLM on a cluster too, where each job starts an engine; `--per-task` makes every
 task its own job (2.2x the jobs). Snakemake spends a few ms on each job (wildcards, input, params and resources
 functions, the script's source), so the time follows the job count.
+
+The parse-time checks read each hub model's config.json from the local Hugging Face cache (offline, as on a
+login node): the benchmark builds a cache holding only those files, from the repository's test fixtures
+(gemma-3-4b stands in with a Qwen config: only its jobs are counted), unless --hub-cache names a real one.
 """
 
 from __future__ import annotations
@@ -39,8 +43,12 @@ def paper_config(seeds: int, per_task: bool = False) -> dict:
     }
     config["learning_rates"] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5]
     config["seeds"] = list(range(seeds))
+    config["training"]["precision"] = "bf16"  # fp32 full fine-tuning of the 7B would not fit 2 x 80 GB
+    # a cluster's grouping, whatever the CPU default groups: the general suite in one job, the domain in another
+    config["evaluation"]["families"] = {"general": [*config["evaluation"]["general"], "general_text"],
+                                        "domain": ["domain", "domain_loss"]}
     if per_task:
-        config["evaluation"].pop("families", None)
+        config["evaluation"].pop("families")
     config["scaling"].update(models=["qwen2.5-3b"], lora_ranks=[2, 8, 32, 128], steps=[100, 200, 400, 800])
     return config
 
@@ -65,17 +73,34 @@ def expected_jobs(config: dict) -> int:
             + 3 + 3 + 1)  # the trade-off, token-stats and scaling tables, their plots, `all`
 
 
-def dry_run(config: dict, workdir: Path, quiet: bool = False) -> tuple[float, int]:
+FIXTURE_CONFIGS = {"Qwen/Qwen2.5-3B-Instruct": "qwen2.5-3b-instruct", "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b-instruct",
+                   "google/gemma-3-4b-it": "qwen2.5-3b-instruct"}
+
+
+def config_only_hub_cache(root: Path) -> Path:
+    """A Hugging Face cache with only each paper model's config.json: what a login node holds after
+    `huggingface-cli download ID config.json`, and all that a dry run reads of a hub model."""
+    for repo_id, fixture in FIXTURE_CONFIGS.items():
+        snapshot = root / f"models--{repo_id.replace('/', '--')}" / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True, exist_ok=True)
+        (snapshot.parents[1] / "refs").mkdir(exist_ok=True)
+        (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+        (snapshot / "config.json").write_text((REPO / "tests/fixtures/models" / fixture / "config.json").read_text())
+    return root
+
+
+def dry_run(config: dict, workdir: Path, quiet: bool = False, hub_cache: Path | None = None) -> tuple[float, int]:
     path = workdir / f"{config['experiment']}.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HF_HUB_CACHE": str(hub_cache or config_only_hub_cache(workdir / "hub"))}
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", *(["--quiet", "rules"] if quiet else []),
                           "--snakefile", str(REPO / "Snakefile"), "--configfile", str(path), "--directory",
                           str(workdir)], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if out.returncode != 0:
-        raise SystemExit(out.stderr[-3000:])
+        raise SystemExit((out.stderr.strip() or out.stdout)[-3000:])
     total = re.search(r"^total\s+(\d+)", out.stdout + out.stderr, re.M)
     return seconds, int(total.group(1)) if total else -1
 
@@ -86,6 +111,8 @@ def main() -> None:
     parser.add_argument("--per-task", action="store_true", help="one evaluation job per task, not per family")
     parser.add_argument("--quiet", action="store_true", help="--quiet rules: the job table without each job's block")
     parser.add_argument("--repeat", type=int, default=1, help="dry runs per scale (each is printed; the median counts)")
+    parser.add_argument("--hub-cache", type=Path, help="a Hugging Face cache holding the paper models (default: "
+                        "one with only their config.json, built from the test fixtures)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +121,7 @@ def main() -> None:
             cells = len(config["models"]) * 9 * len(config["learning_rates"]) * len(config["seeds"])
             times = []
             for _ in range(args.repeat):
-                seconds, jobs = dry_run(config, Path(tmp), args.quiet)
+                seconds, jobs = dry_run(config, Path(tmp), args.quiet, args.hub_cache)
                 times.append(seconds)
             if args.repeat > 1:
                 print(f"{scale}x: " + ", ".join(f"{t:.1f}" for t in times) + " s", flush=True)

@@ -9,8 +9,8 @@ Two laws, both on the tidy scaling table (one row per evaluated checkpoint):
 
       F(N, t) = A · (N^β · t)^α + B
 
-  as written in shared/docs/methods.md. [confirm] the exact form and parameter names against the paper: the
-  docs flag them as unconfirmed, and the paper's text could not be checked from here.
+  the form of the paper's power law in N and t (its Eq. for forgetting vs. parameters and steps). [confirm] the
+  exact parametrisation against the paper: its text could not be checked from here.
 
 Degenerate input raises a plain ValueError with a one-line message (never ConfigError: this is data, not
 configuration).
@@ -177,7 +177,7 @@ def fit_power_law(
     robust: bool | str = False,
     f_scale: float | None = None,
 ) -> PowerLawFit:
-    """Fit F(N, t) = A·(N^β·t)^α + B (Kalajdzievski 2024; form from shared/docs/methods.md, [confirm]).
+    """Fit F(N, t) = A·(N^β·t)^α + B (Kalajdzievski 2024, arXiv:2401.05605; [confirm] the parametrisation).
 
     Solved with bounded `scipy.optimize.least_squares` in a log-space parametrisation: log N and log t are
     centred, and the fitted amplitude is log A' = log A + α(β·mean log N + mean log t), the size of the power
