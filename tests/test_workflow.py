@@ -337,12 +337,18 @@ def test_a_rerun_redoes_only_what_changed(smoke_run, tmp_path):
     assert evaluated == {"lora"}
     assert not {"prepare_model", "score_base", "combine_posthoc"} & {rule for rule, _ in jobs}
 
-    # editing a task's scoring: that task's family is evaluated again (from its cached responses), nothing trains
+    # editing a task's scoring: that task's family is evaluated again. The base models are kept, so for them only
+    # the general family reruns; a cell's weights are removed once evaluated (training.keep_weights: false), so
+    # the cell trains again (to the same weights: training is deterministic) and both its families rerun
     with _edited(REPO / "workflow/tasks/fb_gsm8k.yaml", "\n# an edit\n"):
         jobs = planned_jobs(in_smoke(smoke_run, "-n"))
-    assert {w["family"] for rule, w in jobs if rule == "evaluate"} == {"general"}
-    assert len([rule for rule, _ in jobs if rule == "evaluate"]) == 8  # tiny-chat: base and 4 cells; tiny-plain: base and 2
-    assert not {"train", "train_scaling", "prepare_model", "score_base"} & {rule for rule, _ in jobs}
+    evaluated = [(w["model"], w["cell"].split("/")[0], w["family"]) for rule, w in jobs if rule == "evaluate"]
+    assert {(model, family) for model, cell, family in evaluated if cell == "base"} == {
+        ("tiny-chat", "general"), ("tiny-plain", "general")}
+    assert len(evaluated) == 2 + 2 * 6  # the two base models' general family; both families of the 6 cells
+    trained = {(w["model"], w["method"]) for rule, w in jobs if rule == "train"}
+    assert trained == {("tiny-chat", "sft"), ("tiny-chat", "lora"), ("tiny-plain", "sft"), ("tiny-plain", "lora")}
+    assert not {"train_scaling", "prepare_model", "score_base"} & {rule for rule, _ in jobs}
 
     # one more learning rate: only the new cells, then the tables
     config = yaml.safe_load(smoke_run[1].read_text())
