@@ -6,8 +6,9 @@ evaluation, a scaling sweep), and how the time grows with the number of cells (1
     python benchmarks/dag_scale.py --per-task      # one evaluation job per task instead of per family
     python benchmarks/dag_scale.py --quiet         # `snakemake -n --quiet rules`: without printing every job
 
-Evaluation jobs are grouped as in config.yaml (`evaluation.families`: the general suite in one job, the domain
-in another), the layout for vLLM on a cluster too, where each job starts an engine; `--per-task` makes every
+The general suite is the TALR paper's (IFEval, GSM8K with 8 exemplars, HumanEval, offline copies). Evaluation
+jobs are grouped in two families (the general suite in one job, the domain in another: one vLLM engine start
+each on a cluster), whatever config.yaml groups for its CPU default; `--per-task` makes every
 task its own job (2.2x the jobs). Snakemake spends a few ms on each job (wildcards, input, params and resources
 functions, the script's source), so the time follows the job count.
 
@@ -44,6 +45,7 @@ def paper_config(seeds: int, per_task: bool = False) -> dict:
     config["learning_rates"] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5]
     config["seeds"] = list(range(seeds))
     config["training"]["precision"] = "bf16"  # fp32 full fine-tuning of the 7B would not fit 2 x 80 GB
+    config["evaluation"]["general"] = {"ifeval": {}, "gsm8k": {"num_fewshot": 8}, "humaneval": {}}
     # a cluster's grouping, whatever the CPU default groups: the general suite in one job, the domain in another
     config["evaluation"]["families"] = {"general": [*config["evaluation"]["general"], "general_text"],
                                         "domain": ["domain", "domain_loss"]}

@@ -126,10 +126,18 @@ def cell_config(wildcards):
     }
 
 
+def lengths_checked(wildcards):
+    """score_base's output, as an input of every training job: it refuses a dataset whose responses max_seq_len
+    cuts (training.max_truncated_share) before any cell trains. ancient(): only the order matters, so a rerun of
+    score_base retrains no cell whose method does not read its scores."""
+    return ancient(f"{RESULTS}/{wildcards.model}/base/train_scores/token_stats.json")
+
+
 def get_train_inputs(wildcards):
     inputs = {
         "model": f"{RESULTS}/{wildcards.model}/base/model",
         "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
+        "lengths_checked": lengths_checked(wildcards),
     }
     if get_method(wildcards.method).needs_base_scores:
         inputs["base_losses"] = f"{RESULTS}/{wildcards.model}/base/train_scores/sample_losses.jsonl"

@@ -6,6 +6,7 @@ rule train_scaling:
     input:
         model=f"{RESULTS}/{{model}}/base/model",
         train=f"{RESULTS}/data/{DOMAIN}/train.jsonl",
+        lengths_checked=lengths_checked,
     output:
         model=weights(directory(f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/checkpoints")),
         log=f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/train_log.jsonl",

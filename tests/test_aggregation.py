@@ -196,6 +196,28 @@ def test_mixed_engines_are_named_in_the_caption(evaluations, tmp_path):
     assert "Evaluated with MIXED engines or dtypes: dtype bfloat16, dtype float32, transformers 4.99.0, vllm 0.32.0+cpu." in caption
 
 
+def test_training_responses_cut_by_max_seq_len_are_counted_in_the_tables(evaluations, tmp_path):
+    tidy, grouped = tables(evaluations)
+    assert tidy["truncated_responses"].isna().all()  # no training facts: nothing said
+    assert "max_seq_len" not in paper_table(grouped, GENERAL).caption
+    for (path, _), cut in zip(evaluations[1:], [0, 3, 0, 1]):  # sft seed 0 and 1, lora, sft at 2e-4
+        result = json.loads(path.read_text())
+        result["training"] = {"examples": 16, "truncated_responses": cut, "truncated_share": cut / 16}
+        path.write_text(json.dumps(result))
+    tidy, grouped = tables(evaluations)
+    assert tidy.set_index(["method", "lr", "seed"])["truncated_responses"].dropna().to_dict() == {
+        ("sft", 2e-5, 0): 0, ("sft", 2e-5, 1): 3, ("lora", 2e-5, 0): 0, ("sft", 2e-4, 0): 1}
+    assert grouped.set_index(["method", "lr"]).loc[("sft", 2e-5), "truncated_responses"] == 3  # the worse seed
+    assert paper_table(grouped, GENERAL).caption.endswith(
+        " 2 row(s) trained with responses cut by max_seq_len (up to 3 per cell; column truncated_responses of "
+        "tradeoff.csv).")
+    for path, _ in evaluations[1:]:
+        result = json.loads(path.read_text())
+        result["training"]["truncated_responses"] = 0
+        path.write_text(json.dumps(result))
+    assert paper_table(tables(evaluations)[1], GENERAL).caption.endswith(" No training response was cut by max_seq_len.")
+
+
 def test_diverged_cells_show_in_the_tables(evaluations, tmp_path):
     diverged = tmp_path / "d.json"
     diverged.write_text(json.dumps({"status": "diverged", "cell": {"model": "m", "method": "dft", "lr": 2e-5, "seed": 0},

@@ -4,6 +4,7 @@ the key, and nothing in results/ touched."""
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -19,6 +20,14 @@ def with_local_model(config):
     config["models"] = {"smol": {"source": "local", "path": str(FIXTURE_MODEL)}}
     config.pop("scaling", None)
     return config
+
+
+def without_general_tasks(evaluation: dict) -> None:
+    """An empty general suite, its tasks taken out of their families too."""
+    general = set(evaluation["general"])
+    evaluation["general"] = {}
+    for tasks in evaluation["families"].values():
+        tasks[:] = [task for task in tasks if task not in general]
 
 
 def edited(change):
@@ -41,17 +50,16 @@ CASES = {
         edited(lambda c: c.update(learning_rates=[float("nan")])),
         "bad.yaml: learning_rates.0: nan is not a finite number"),
     "empty general suite": (
-        edited(lambda c: (c["evaluation"].update(general={}), c["evaluation"]["families"].update(
-            general=["general_text"]))),
+        edited(lambda c: without_general_tasks(c["evaluation"])),
         "bad.yaml: evaluation.general is empty: the general score is the mean of its tasks; name at least one"),
     "domain limit above the test set": (
         edited(lambda c: c["evaluation"]["domain"].update(limit=50)),
-        "bad.yaml: evaluation.domain.limit: 50 is more than the domain's 32 test records"),
+        f"bad.yaml: evaluation.domain.limit: 50 is more than the domain's {DEFAULT['domain']['n_test']} test records"),
     "general limit above the data": (
-        edited(lambda c: c["evaluation"]["general"]["humaneval"].update(limit=500)),
+        edited(lambda c: c["evaluation"]["general"].setdefault("humaneval", {}).update(limit=500)),
         "bad.yaml: evaluation.general.humaneval.limit: 500 is more than the 164 items task 'humaneval' has"),
     "few-shot beyond the exemplars": (
-        edited(lambda c: c["evaluation"]["general"]["gsm8k"].update(num_fewshot=9)),
+        edited(lambda c: c["evaluation"]["general"].setdefault("gsm8k", {}).update(num_fewshot=9)),
         "bad.yaml: evaluation.general.gsm8k.num_fewshot: 9 needs 9 exemplars but task 'gsm8k' has 8 outside the "
         "evaluated items"),
     "version pin that differs": (
@@ -108,8 +116,8 @@ def test_bad_config_is_refused_in_one_line_before_any_job(workdir, case):
 
 
 def test_duplicate_yaml_keys_name_both_lines(workdir):
-    text = (REPO / "config.yaml").read_text().replace("  batch_size: 4\n", "  batch_size: 4\n  batch_size: 8\n", 1)
-    line = text.splitlines().index("  batch_size: 8") + 1
+    text = re.sub(r"^(  batch_size: \d+\n)", r"\1  batch_size: 99\n", (REPO / "config.yaml").read_text(), count=1, flags=re.M)
+    line = text.splitlines().index("  batch_size: 99") + 1
     output = refused(workdir, text)
     assert (f"bad.yaml: line {line}: duplicate key 'training.batch_size' (first at line {line - 1}); YAML would keep "
             f"only the last") in output

@@ -188,13 +188,13 @@ def test_bad_model_name_is_rejected(config):
 @pytest.mark.parametrize("change, text", [
     (lambda e: e["general"].update(winogrande={}), r"config.yaml: evaluation task 'winogrande' is unknown"),
     (lambda e: e["general"].update(mmlu={}), r"config.yaml: evaluation task 'mmlu' has no offline data"),
-    (lambda e: e["general"]["gsm8k"].update(num_fewshot=-1), r"-1 is less than the minimum of 0"),
+    (lambda e: e["general"].update(gsm8k={"num_fewshot": -1}), r"-1 is less than the minimum of 0"),
     (lambda e: e["families"].update(more=["arc_easy"]),
-     r"config.yaml: evaluation.families.more: 'arc_easy' is already in family 'general'"),
+     r"config.yaml: evaluation.families.more: 'arc_easy' is already in family 'all'"),
     (lambda e: e["families"].update(mc=["arc_challenge"]),
      r"evaluation.families.mc: 'arc_challenge' is not an evaluated task"),
     (lambda e: e["families"].update(metrics=["domain"]), r"evaluation.families.metrics: a family name is"),
-    (lambda e: e["families"].update(domain=["piqa"]), r"'piqa' is already in family 'general'"),
+    (lambda e: e["families"].update(domain=["piqa"]), r"'piqa' is already in family 'all'"),
 ])
 def test_bad_evaluation_settings_fail_at_config_check(config, change, text):
     change(config["evaluation"])

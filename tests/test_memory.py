@@ -92,7 +92,8 @@ def local_7b_config(tmp_path, **training):
     config["methods"] = {"sft": {}}
     config["evaluation"]["backend"] = "hf"
     config.pop("scaling")
-    config["training"].update({"max_steps": None, "epochs": 2, "batch_size": 8, "max_seq_len": 2048, **training})
+    config["training"].update({"max_steps": None, "epochs": 2, "batch_size": 8, "max_seq_len": 2048, "precision": "fp32",
+                               **training})
     path = tmp_path / "qwen7b.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -38,12 +38,16 @@ def test_dry_run_of_the_default_shows_the_whole_dag(tmp_path):
     # SmolLM2: 2 LRs × (7 trained methods + wise-0.5 and lines from the sft run); Gemma: 2 LRs × (sft, lora);
     # each base model is evaluated once and scores the training data once.
     # The scaling study: 2 LoRA ranks + full fine-tuning on one model, 2 checkpoints each, plus the base as step 0.
-    # Each of the 24 evaluated models runs two task families (general, domain), merged into one metrics file.
+    # Each of the 24 evaluated models runs one evaluation job (the family `all`: on a CPU one start-up per
+    # model), written to its metrics file by merge_evaluations.
     assert counts == {"aggregate": 1, "aggregate_scaling": 1, "aggregate_token_stats": 1, "all": 1,
-                      "combine_posthoc": 4, "evaluate": 48, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
+                      "combine_posthoc": 4, "evaluate": 24, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
                       "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1,
                       "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3,
-                      "total": 116}
+                      "total": 92}
+    # score_base checks the training data's lengths before any cell trains
+    trains = [block for block in (result.stdout + result.stderr).split("\nrule ")[1:] if block.startswith("train")]
+    assert len(trains) == 21 and all("/base/train_scores/token_stats.json" in block.split("\n")[1] for block in trains)
 
 
 def test_lint_is_clean():

