@@ -206,12 +206,12 @@ def test_evaluation_families_group_tasks_and_leave_the_rest_alone(config):
     from forgetbench.evaluation.tasks import eval_families
 
     full_check(config)
+    assert eval_families(config["evaluation"]) == {"all": ["domain", "domain_loss", "general_text", "arc_easy", "piqa"]}
+    config["evaluation"]["families"] = {"general": ["arc_easy", "general_text"]}
     assert eval_families(config["evaluation"]) == {
-        "general": ["arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "general_text"],
-        "domain": ["domain", "domain_loss"]}
+        "general": ["arc_easy", "general_text"], "piqa": ["piqa"], "domain": ["domain"], "domain_loss": ["domain_loss"]}
     config["evaluation"]["families"] = {}
-    assert list(eval_families(config["evaluation"])) == [
-        "arc_easy", "hellaswag", "piqa", "gsm8k", "humaneval", "domain", "domain_loss", "general_text"]
+    assert list(eval_families(config["evaluation"])) == ["arc_easy", "piqa", "domain", "domain_loss", "general_text"]
 
 
 def test_hub_task_without_local_data_fails_at_config_check_when_offline(config, tmp_path, monkeypatch):
