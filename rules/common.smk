@@ -6,6 +6,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_nodes, method_folders, scaling_runs,
                                training_processes)
 from forgetbench.config_inputs import check_inputs
+from forgetbench.config_lengths import check_lengths
 from forgetbench.evaluation.backend import resolve_backend
 from forgetbench.evaluation.tasks import DOMAIN_TASKS, eval_families, tasks_stamp
 from forgetbench.evaluation.vllm_env import check_vllm_environment
@@ -17,6 +18,7 @@ check_config(config, load_schema(SCHEMA), CONFIG_FILE)
 
 RESULTS = f"results/{config['experiment']}"
 check_inputs(config, CONFIG_FILE, RESULTS)
+check_lengths(config, CONFIG_FILE, RESULTS)  # where the tokenizers exist: a refused length costs no job
 DOMAIN = config["domain"]["name"]
 CELLS = cells(config)
 METHOD_FOLDERS = method_folders(config)

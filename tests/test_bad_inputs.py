@@ -152,3 +152,37 @@ def test_a_relative_domain_path_is_read_from_the_config_files_folder(tmp_path):
     config["domain"]["path"] = "data/missing.jsonl"
     output = refused(elsewhere, yaml.safe_dump(config), "missing.yaml")
     assert f"domain.path: file not found: {elsewhere / 'data' / 'missing.jsonl'}" in output
+
+
+def test_responses_that_max_seq_len_cuts_are_refused_at_parse_time(workdir, tiny_model_dir):
+    """A local model and local data: the dry run tokenizes them as training does and refuses the cut responses
+    (naming the key and the length that holds them); the count is cached for the next dry run, and a domain
+    max_gen_toks shorter than the test references is a warning."""
+    from forgetbench.data.records import make_record
+    import json
+
+    long = "Add the two numbers, one step at a time. " * 20
+    records = [make_record(f"q{i}", f"What is {i} plus {i + 1}?", str(2 * i + 1),
+                           rationale=(long if i % 4 == 0 else "") + f"{i} + {i + 1} = {2 * i + 1}.",
+                           answer_type="integer", source="fixture") for i in range(16)]
+    data = workdir / "cot.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = copy.deepcopy(DEFAULT)
+    config["models"] = {"tiny": {"source": "local", "path": str(tiny_model_dir)}}
+    config.pop("scaling")
+    config["domain"] = {"name": "mine", "source": "local", "path": str(data), "test_fraction": 0.5, "format": "cot"}
+    config["evaluation"]["domain"] = {"limit": 8, "max_gen_toks": 16}
+    config["training"]["max_seq_len"] = 128
+    cache = workdir / ".snakemake" / "forgetbench" / "lengths"
+    before = set(cache.glob("*.json")) if cache.exists() else set()
+    output = refused(workdir, yaml.safe_dump(config), "cut.yaml")
+    assert ("cut.yaml: training.max_seq_len: with models.tiny's tokenizer 4 of 8 responses (50.0 %) do not fit whole "
+            "in max_seq_len 128 (the longest example has 304 tokens), above training.max_truncated_share 0.01: "
+            "raise training.max_seq_len to 304 or raise training.max_truncated_share") in output, output[-3000:]
+    assert (f"warning: {workdir / 'cut.yaml'}: evaluation.domain.max_gen_toks: 3 of 8 domain test references are "
+            f"longer than 16 tokens with models.tiny's tokenizer (the longest has 17)") in output
+    [stored] = set(cache.glob("*.json")) - before
+    assert json.loads(stored.read_text())["truncated"] == 4
+    # the second dry run reads the stored count: the same refusal without tokenizing again
+    stored.write_text(json.dumps({**json.loads(stored.read_text()), "summary": "STORED"}))
+    assert "with models.tiny's tokenizer STORED, above" in refused(workdir, yaml.safe_dump(config), "cut.yaml")
