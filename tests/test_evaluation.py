@@ -330,3 +330,36 @@ def test_merge_families(tmp_path):
     (tmp_path / "domain.json").write_text(json.dumps({**domain, "metrics": {"arc_easy": {"score": 0.1}}}))
     with pytest.raises(ValueError, match=r"domain.json: task\(s\) arc_easy already come from another family"):
         merge_families(paths, tmp_path / "again.json")
+
+
+def test_scored_positions_model_gives_hflms_loglikelihoods_from_fewer_logits(tiny_model_dir):
+    """The LM head from the first scored position of each batch: the same log-likelihoods and greedy flags as
+    lm-eval's HFLM, on requests of mixed context lengths in one batch (the longest context decides nothing),
+    with rolling log-likelihood (every position scored) unchanged."""
+    import torch
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from forgetbench.evaluation.scored_logits import ScoredPositionsHFLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    pairs = [("Question: which is a fruit? Answer:", " an apple"), ("Question: which is a fruit? Answer:", " a chair"),
+             ("A long context. " * 30 + "So the answer is", " 42, because the numbers add up"),
+             ("A short context:", " one"), ("The patient is 54 years old and weighs 80 kg. " * 5, "Answer: 27.3")]
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+    rolling = [Instance("loglikelihood_rolling", {}, ("It was a dark and stormy night. " * 12,), 0)]
+    reference = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
+    scored = ScoredPositionsHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
+    kept = []
+    forward = model.forward
+    model.forward = lambda *args, **kwargs: kept.append(kwargs.get("logits_to_keep", 0)) or forward(*args, **kwargs)
+    got = scored.loglikelihood(requests)
+    model.forward = forward
+    expected = reference.loglikelihood(requests)
+    assert [flag for _, flag in got] == [flag for _, flag in expected]
+    assert [ll for ll, _ in got] == pytest.approx([ll for ll, _ in expected], abs=1e-4)
+    # two batches (4 + 1 requests), each from its own first scored position rather than all positions
+    assert len(kept) == 2 and all(k > 0 for k in kept), kept
+    assert scored.loglikelihood_rolling(rolling) == pytest.approx(reference.loglikelihood_rolling(rolling), abs=1e-4)

@@ -160,8 +160,9 @@ def plan_passes(tasks: dict[str, dict[str, str]], backend: str, has_adapter: boo
 
 def _hf_model(model_dir, adapter_dir, tokenizer, batch_size: int, device: str, max_length: int | None, dtype: str):
     import torch
-    from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM
+
+    from forgetbench.evaluation.scored_logits import ScoredPositionsHFLM
 
     # float32 on a CPU: bfloat16 there is emulated on most machines and shifts scores.
     dtype = torch.float32 if device == "cpu" else dtype
@@ -174,7 +175,8 @@ def _hf_model(model_dir, adapter_dir, tokenizer, batch_size: int, device: str, m
         # Merged weights give the adapter's exact outputs (float32) and run at the base model's speed.
         model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     model = model.to(device).eval()
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, device=device)
+    return ScoredPositionsHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
+                               device=device)
 
 
 def _merged_copy(model_dir, adapter_dir, folder: Path) -> Path:
