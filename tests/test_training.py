@@ -370,3 +370,20 @@ def test_report_to_tensorboard_writes_event_files_beside_the_cells_outputs(tiny_
         tags += [(v.tag, event.step) for v in event.summary.value]
         pos += 12 + length + 4
     assert [step for tag, step in tags if tag == "train/loss"] == [1, 2, 3]
+
+
+def test_no_resume_checkpoint_is_written_at_the_last_step(tiny_model_dir, tmp_path, monkeypatch):
+    """Resume checkpoints at every `resume_every` steps, none at the end: the run's model is written instead."""
+    from transformers import Trainer
+
+    saved = []
+    original = Trainer._save_checkpoint
+    monkeypatch.setattr(Trainer, "_save_checkpoint",
+                        lambda self, *a, **k: saved.append(self.state.global_step) or original(self, *a, **k))
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, records(8))
+    config = {**cell(), "training": {**TRAINING, "max_steps": 3, "resume_every": 2}}
+    out = tmp_path / "run"
+    summary = train_cell(str(tiny_model_dir), str(data), str(out / "model"), str(out / "log.jsonl"),
+                         str(out / "run.json"), config)
+    assert saved == [2] and summary["steps"] == 3

@@ -20,7 +20,7 @@ from forgetbench.provenance import provenance
 from forgetbench.training.collate import Collator
 from forgetbench.training.sharding import sharding_strategy
 from forgetbench.training.tokenize import DEFAULT_MAX_TRUNCATED_SHARE, encode_records, uses_chat_template
-from forgetbench.training.trainer import MethodTrainer, ProgressLog, SaveAtSteps
+from forgetbench.training.trainer import MethodTrainer, NoFinalResumeCheckpoint, ProgressLog, SaveAtSteps
 
 
 def world() -> tuple[int, int, int]:
@@ -194,6 +194,7 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
             progress.restore(Path(resume_from))
             print(f"resuming from {resume_from} (step {progress.restored_step})", flush=True)
         trainer.add_callback(progress)
+        trainer.add_callback(NoFinalResumeCheckpoint())
         if checkpoint_steps:
             trainer.add_callback(SaveAtSteps(checkpoint_steps, model_dir, tokenizer, main=main))
         if strategy == "fsdp" and not trainer.is_fsdp_enabled:
