@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from forgetbench.errors import ConfigError
-from forgetbench.evaluation.tasks import OFFLINE, TASKS_DIR, config_tasks, offline_env
+from forgetbench.evaluation.tasks import OFFLINE, TASKS_DIR, config_tasks
+from forgetbench.hub_cache import dataset_cached, offline_env
 
 # The linear layers of common decoder architectures by config.json `model_type`: what LoRA's target_modules can
 # name (peft matches a listed name against the last part of each module's name).
@@ -142,11 +143,9 @@ def check_domain_inputs(config: dict, where: str) -> None:
             if domain.get(key) and not Path(domain[key]).is_file():
                 raise ConfigError(f"{where}: domain.{key}: file not found: {domain[key]}")
     if domain["source"] == "hub" and offline_env() and domain.get("dataset") in HUB_DATASETS:
-        from forgetbench.evaluation.tasks import _hub_cached
-
         spec = HUB_DATASETS[domain["dataset"]]
         for hub_id in {domain.get("hub_id") or spec.hub_id, domain.get("test_hub_id") or spec.test_hub_id or spec.hub_id}:
-            if not _hub_cached(hub_id):
+            if not dataset_cached(hub_id):
                 raise ConfigError(f"{where}: domain: hub dataset '{hub_id}' is not in the local cache and HF_HUB_OFFLINE "
                                   f"is set: `python -c \"import datasets; datasets.load_dataset('{hub_id}')\"` once "
                                   f"with network access")

@@ -65,12 +65,12 @@ def _data_fingerprint(domain: dict) -> list | None:
         return ["medcalc-bench", importlib.metadata.version("medcalc-bench")]
     if source == "hub":
         from forgetbench.data.sources import HUB_DATASETS
-        from forgetbench.evaluation.tasks import _hub_cached
+        from forgetbench.hub_cache import dataset_cached
 
         spec = HUB_DATASETS.get(domain.get("dataset"))
         ids = {domain.get("hub_id") or spec.hub_id, domain.get("test_hub_id") or spec.test_hub_id or spec.hub_id} \
             if spec else set()
-        return sorted(ids) if ids and all(_hub_cached(i) for i in ids) else None
+        return sorted(ids) if ids and all(dataset_cached(i) for i in ids) else None
     return None
 
 

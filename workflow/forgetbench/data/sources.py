@@ -16,7 +16,6 @@ Every error is a one-line ConfigError naming the domain and the key, file, colum
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from forgetbench.data.records import (
     subsample, validate_records,
 )
 from forgetbench.errors import ConfigError
+from forgetbench.hub_cache import offline_env
 
 SOURCES = ("medcalc_synth", "local", "hub")
 _COMMON_KEYS = {"name", "source", "format"}
@@ -291,11 +291,6 @@ HUB_DATASETS = {
 }
 
 
-def _offline() -> bool:
-    flags = (os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    return any(f.strip().lower() in ("1", "true", "yes", "on") for f in flags)
-
-
 def _load_hub_split(cfg: dict, hub_id: str, config: str | None, split: str, limit, seed: int):
     import datasets  # imported here: it is slow to import and only the hub source needs it
 
@@ -303,7 +298,7 @@ def _load_hub_split(cfg: dict, hub_id: str, config: str | None, split: str, limi
     try:
         ds = datasets.load_dataset(*args, split=split)
     except Exception as exc:  # the hub client raises many types (connection, 404, gated, offline)
-        if _offline():
+        if offline_env():
             raise ConfigError(
                 f"{_where(cfg)}: cannot load hub dataset '{hub_id}' offline; run once with network access "
                 f"(HF_HUB_OFFLINE unset) to fill the Hugging Face cache, or save it as JSONL/parquet and use "

@@ -9,11 +9,11 @@ while it parses the config, before any job starts.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from forgetbench.errors import ConfigError
+from forgetbench.hub_cache import dataset_cached, offline_env
 
 # canonical -> our task in TASKS_DIR (None: no offline data)
 OFFLINE = {
@@ -105,21 +105,6 @@ def normalize_tasks(tasks: dict) -> dict[str, dict]:
     return out
 
 
-def offline_env() -> bool:
-    flags = (os.environ.get(v, "").strip().lower() for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    return any(flag in ("1", "true", "yes", "on") for flag in flags)
-
-
-def _hub_cached(dataset: str) -> bool:
-    """Whether a hub dataset has a copy in the local Hugging Face caches (hub files or datasets' Arrow cache)."""
-    from datasets import config as ds_config
-    from huggingface_hub import constants
-
-    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{dataset.replace('/', '--')}"
-    arrow = Path(ds_config.HF_DATASETS_CACHE) / dataset.replace("/", "___")
-    return hub.exists() or arrow.exists()
-
-
 def hub_error(name: str, detail: str) -> ConfigError:
     task, dataset = HUB[name]
     return ConfigError(
@@ -136,7 +121,7 @@ def check_hub_available(settings: dict[str, dict]) -> None:
     if not offline_env():
         return
     for name, s in settings.items():
-        if s["source"] == "hub" and not _hub_cached(HUB[name][1]):
+        if s["source"] == "hub" and not dataset_cached(HUB[name][1]):
             detail = f"HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set and '{HUB[name][1]}' is not in the local cache"
             raise hub_error(name, detail)
 
