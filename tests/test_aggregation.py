@@ -302,3 +302,14 @@ def test_token_stats_table_names_its_columns_in_words(tmp_path):
     md = token_markdown(token_stats_table([tmp_path / "s.json"], ["m"]))
     header = md.splitlines()[2]
     assert "tokens with p < 0.05" in header and "loss share of p < 0.05" in header and "frac_p" not in md
+
+
+def test_a_narrow_interval_is_printed_with_the_digits_that_show_it():
+    from forgetbench.aggregation.table import _with_interval, interval_decimals
+
+    assert interval_decimals(0.0, 0.0) == 3 and interval_decimals(-0.25, 0.25) == 3
+    assert interval_decimals(0.00005, 0.00076) == 5
+    assert _with_interval(0.00031, 0.00005, 0.00076, latex=False) == "0.00031 [0.00005, 0.00076]"
+    assert _with_interval(0.0004, 0.0001, 0.0009, latex=False) == "0.00040 [0.00010, 0.00090]"
+    assert _with_interval(0.8, 0.8, 0.8, latex=False) == "0.800 [0.800, 0.800]"
+    assert _with_interval(1e-9, 1e-10, 1e-5, latex=False) == "0.000000 [0.000000, 0.000010]"

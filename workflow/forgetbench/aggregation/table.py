@@ -185,15 +185,25 @@ def format_lr(lr) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
-def _number(value: float) -> str:
-    return "—" if pd.isna(value) else f"{round(value, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
+def _number(value: float, decimals: int = 3) -> str:
+    return "—" if pd.isna(value) else f"{round(value, decimals) + 0.0:.{decimals}f}"  # + 0.0: no "-0.000"
+
+
+def interval_decimals(low: float, high: float) -> int:
+    """Three decimals, or as many as show two digits of a narrower interval (at most 6): a difference of 1e-4
+    with an interval that excludes 0 must not print as 0.000 [0.000, 0.000]*."""
+    width = high - low
+    if not width > 1e-9:  # a point interval, up to float rounding
+        return 3
+    return max(3, min(6, math.ceil(-math.log10(width)) + 1))
 
 
 def _with_interval(value: float, low: float, high: float, latex: bool) -> str:
-    text = _number(value)
     if pd.isna(value) or pd.isna(low):
-        return text
-    bracket = f"[{_number(low)}, {_number(high)}]"
+        return _number(value)
+    decimals = interval_decimals(low, high)
+    text = _number(value, decimals)
+    bracket = f"[{_number(low, decimals)}, {_number(high, decimals)}]"
     return f"{text} {{\\scriptsize {bracket}}}" if latex else f"{text} {bracket}"
 
 
