@@ -74,7 +74,9 @@ def load_evaluations(metric_paths: list[str | Path], item_paths: list[str | Path
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
-    order = table.assign(_b=table["method"] != "base").sort_values(["model", "_b", "method", "lr", "seed"])
+    """Per model the base row first, then method, LR and (where the table has them) seed."""
+    keys = ["model", "_b", "method", "lr"] + (["seed"] if "seed" in table else [])
+    order = table.assign(_b=table["method"] != "base").sort_values(keys)
     return order.drop(columns=["_b"]).reset_index(drop=True)
 
 
@@ -173,8 +175,7 @@ def build_tables(metric_paths, item_paths, general: list[str], n_resamples: int 
                             **{k: mine[columns[0]].row[k] for k in ("backend", "engine", "dtype")}, **row})
     tidy_df = _sorted(pd.DataFrame(tidy))
     tidy_df["is_base"] = tidy_df["method"] == "base"
-    grouped_df = pd.DataFrame(grouped).assign(seed=0)
-    return tidy_df, _sorted(grouped_df).drop(columns=["seed"])
+    return tidy_df, _sorted(pd.DataFrame(grouped))
 
 
 def format_lr(lr) -> str:
