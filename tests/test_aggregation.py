@@ -11,7 +11,7 @@ import pytest
 
 from forgetbench.aggregation import intervals
 from forgetbench.aggregation.plots import loss_forgetting_plot, spread_ties, tradeoff_plot
-from forgetbench.aggregation.table import build_tables, format_lr, paper_table, to_latex, to_markdown
+from forgetbench.aggregation.table import build_tables, display_lr, paper_table, to_latex, to_markdown
 
 GENERAL = ["arc_easy", "gsm8k"]
 N_ARC, N_GSM, N_TEXT, N_DOMAIN = 20, 4, 12, 16
@@ -239,7 +239,7 @@ def test_missing_score_names_the_file_and_task(tmp_path):
 
 
 def test_learning_rates_print_in_one_notation():
-    assert [format_lr(x) for x in (2e-5, 0.0002, 1.5e-3, 0.1, None)] == ["2e-5", "2e-4", "1.5e-3", "1e-1", "—"]
+    assert [display_lr(x) for x in (2e-5, 0.0002, 1.5e-3, 0.1, None)] == ["2e-5", "2e-4", "1.5e-3", "1e-1", "—"]
 
 
 def test_ties_are_spread_apart():

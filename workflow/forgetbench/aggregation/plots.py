@@ -79,7 +79,7 @@ def _interval_errors(frame: pd.DataFrame, column: str) -> np.ndarray:
 def _cell_panels(table: pd.DataFrame, x: str, y: str, out_png: str, xlabel: str, ylabel: str,
                  base_marker: bool, front: bool, reference_lines: bool = False) -> None:
     """One panel per model, one point per cell with its intervals on both axes, a shared legend."""
-    from forgetbench.aggregation.table import format_lr
+    from forgetbench.aggregation.table import display_lr
 
     cells = table[table["method"] != "base"]
     palette, markers = _styles(cells)
@@ -94,7 +94,7 @@ def _cell_panels(table: pd.DataFrame, x: str, y: str, out_png: str, xlabel: str,
             artist = ax.errorbar(shown_x[group.index], group[y], xerr=_interval_errors(group, x),
                                  yerr=_interval_errors(group, y), fmt=markers[lr], color=palette[method], ms=6,
                                  elinewidth=0.8, capsize=2, alpha=0.9, zorder=3)
-            handles.setdefault(f"{method}, LR {format_lr(lr)}", artist)
+            handles.setdefault(f"{method}, LR {display_lr(lr)}", artist)
         if base_marker:
             b = table[(table["model"] == model) & (table["method"] == "base")]
             handles["base"] = ax.errorbar(b[x], b[y], xerr=_interval_errors(b, x), yerr=_interval_errors(b, y),

@@ -178,8 +178,9 @@ def build_tables(metric_paths, item_paths, general: list[str], n_resamples: int 
     return tidy_df, _sorted(pd.DataFrame(grouped))
 
 
-def format_lr(lr) -> str:
-    """One notation for every learning rate: 2e-05 and 0.0002 read as 2e-5 and 2e-4."""
+def display_lr(lr) -> str:
+    """A learning rate as the tables and plots show it: 2e-05 and 0.0002 read as 2e-5 and 2e-4 (the results
+    folders name it with forgetbench.config.format_lr)."""
     if lr is None or pd.isna(lr):
         return "—"
     mantissa, exponent = f"{lr:.2e}".split("e")
@@ -263,7 +264,7 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
         label = f"{r['method']} (diverged {r['diverged']}/{r['seeds']})" if r["diverged"] else r["method"]
         if r["seeds"] > 1:
             label += f" ({r['seeds']} seeds)"
-        rows.append({"Model": r["model"], "Method": label, "LR": format_lr(r["lr"]),
+        rows.append({"Model": r["model"], "Method": label, "LR": display_lr(r["lr"]),
                      **{header(c): _with_interval(r[c], r[f"{c}_lo"], r[f"{c}_hi"], latex) for c in scores}})
     # Marks need every comparison of the table at once (Holm ranks them together).
     cells = [(i, c) for c in differences for i, (_, r) in enumerate(grouped.iterrows()) if r["method"] != "base"]
