@@ -46,8 +46,8 @@ class ItemScores:
         return float(self.num.sum() / self.den.sum())
 
 
-def item_scores(values: list[tuple[tuple[str, int], object]], metric: str, where: str) -> ItemScores:
-    """ItemScores of one task from its (key, value) pairs, as the runner wrote them (`item_scores`)."""
+def scores_from_pairs(values: list[tuple[tuple[str, int], object]], metric: str, where: str) -> ItemScores:
+    """ItemScores of one task from its (key, value) pairs, as the runner wrote them (`forgetbench.evaluation.runner.item_scores`)."""
     keys, num, den = [], [], []
     for key, value in sorted(values):
         keys.append(key)
@@ -74,7 +74,7 @@ def read_items(path: str | Path, metrics: dict) -> dict[str, ItemScores]:
     for task, values in by_task.items():
         if task not in metrics:
             raise ValueError(f"{path}: items of task '{task}', which has no metrics")
-        scores = item_scores(values, metrics[task]["metric"], str(path))
+        scores = scores_from_pairs(values, metrics[task]["metric"], str(path))
         reported = metrics[task]["score"]
         if reported is not None and not math.isclose(scores.score, reported, rel_tol=1e-6, abs_tol=1e-9):
             raise ValueError(f"{path}: task '{task}' scores {scores.score:.6g} from its {len(scores.keys)} items "
