@@ -28,7 +28,9 @@ How good it is: benchmarks/train_memory.py prints the estimate beside measured p
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -198,7 +200,22 @@ def what_would_fit(shape: ModelShape, method, setup: TrainingSetup, capacity_gib
 def read_model_config(name: str, cfg: dict, prepared_dir: str | Path) -> tuple[dict | None, str]:
     """The config.json of a model of the experiment, and where it came from; (None, why) when it is not at hand
     before the model is prepared: a GGUF package (its config is written by prepare_model), or a hub model with
-    neither a cached config nor a reachable hub."""
+    neither a cached config nor a reachable hub. Read once per parse (the LoRA and the resource checks both ask;
+    a hub lookup may wait on the network): each caller gets its own copy."""
+    files = [Path(prepared_dir) / "config.json"] + ([Path(cfg["path"]) / "config.json"] if cfg.get("path") else [])
+    stats = tuple((os.stat(f).st_mtime_ns, os.stat(f).st_size) if f.is_file() else None for f in files)
+    text, source = _model_config_text(name, json.dumps(cfg, sort_keys=True, default=str), str(prepared_dir), stats)
+    return (json.loads(text) if text is not None else None), source
+
+
+@functools.lru_cache(maxsize=None)
+def _model_config_text(name: str, cfg_json: str, prepared_dir: str, stats: tuple) -> tuple[str | None, str]:
+    """`stats` (the config files' modification times and sizes) is part of the key: a file written since is read."""
+    config, source = _read_model_config(name, json.loads(cfg_json), prepared_dir)
+    return (json.dumps(config) if config is not None else None), source
+
+
+def _read_model_config(name: str, cfg: dict, prepared_dir: str | Path) -> tuple[dict | None, str]:
     prepared = Path(prepared_dir) / "config.json"
     if prepared.is_file():
         return json.loads(prepared.read_text()), str(prepared)
