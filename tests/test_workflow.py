@@ -353,6 +353,11 @@ def test_a_rerun_redoes_only_what_changed(smoke_run, tmp_path):
     trained = {(w["model"], w["method"]) for rule, w in jobs if rule == "train"}
     assert trained == {("tiny-chat", "sft"), ("tiny-chat", "lora"), ("tiny-plain", "sft"), ("tiny-plain", "lora")}
     assert not {"train_scaling", "prepare_model", "score_base"} & {rule for rule, _ in jobs}
+    # the Python only GSM8K's YAML calls stamps that family alone too
+    with _edited(REPO / "workflow/tasks/fb_gsm8k_answer.py", "\n# an edit\n"):
+        jobs_python = planned_jobs(in_smoke(smoke_run, "-n"))
+    as_set = lambda planned: {(rule, tuple(sorted(w.items()))) for rule, w in planned}  # noqa: E731
+    assert as_set(jobs_python) == as_set(jobs)
 
     # one more learning rate: only the new cells, then the tables
     config = yaml.safe_load(smoke_run[1].read_text())

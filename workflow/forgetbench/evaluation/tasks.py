@@ -131,6 +131,7 @@ def check_hub_available(settings: dict[str, dict]) -> None:
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 VARIANTS = {"humaneval": ["fb_humaneval_instruct"]}  # chat models get the instruct form
 INCLUDE = re.compile(r"^include:\s*(\S+)", re.M)
+FUNCTION = re.compile(r"!function\s+([A-Za-z_]\w*)\.")  # the module a task YAML calls into
 
 
 def _task_yamls(name: str) -> list[Path]:
@@ -148,12 +149,15 @@ def _task_yamls(name: str) -> list[Path]:
 
 
 def tasks_stamp(tasks: list[str]) -> str:
-    """A short hash of what decides these tasks' scores besides the model: their YAML files, the Python the
-    YAMLs call (every module in TASKS_DIR) and the domain's answer check. An evaluation job takes it as a
-    param, so editing a task reruns the evaluations of its family (re-scoring the cached responses)."""
+    """A short hash of what decides these tasks' scores besides the model: their YAML files, the modules of
+    TASKS_DIR those YAMLs call (`!function module.name`) and the domain's answer check. An evaluation job takes
+    it as a param, so editing a task reruns the evaluations of its family only (re-scoring the cached
+    responses); fb_loaders.py, which every offline task reads its data with, stamps every family."""
     import hashlib
 
-    files = {p for name in tasks for p in _task_yamls(name)} | set(TASKS_DIR.glob("*.py"))
+    yamls = {p for name in tasks for p in _task_yamls(name)}
+    modules = {TASKS_DIR / f"{module}.py" for path in yamls for module in FUNCTION.findall(path.read_text())}
+    files = yamls | {p for p in modules if p.is_file()}
     files.add(Path(__file__).resolve().parents[1] / "scoring.py")
     digest = hashlib.sha256()
     for path in sorted(files):
