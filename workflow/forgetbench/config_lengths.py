@@ -75,9 +75,9 @@ def _data_fingerprint(domain: dict) -> list | None:
 
 
 def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str, max_gen_toks: int | None,
-                  eval_limit, eval_seed: int) -> dict:
+                  eval_limit, eval_seed: int) -> dict | None:
     """Tokenize the domain's records as training and evaluation do: the cut training responses and the
-    evaluated test references longer than max_gen_toks."""
+    evaluated test references longer than max_gen_toks; None where the records themselves are bad."""
     from transformers import AutoTokenizer
 
     from forgetbench.data.prompts import build_response
@@ -85,7 +85,10 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
     from forgetbench.evaluation.general_data import seeded_subset
     from forgetbench.training.tokenize import encode_records, uses_chat_template
 
-    train, test = load_domain(domain)
+    try:
+        train, test = load_domain(domain)
+    except ConfigError:
+        return None  # a problem in the records themselves: prepare_domain reports it, naming the record
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     chat = uses_chat_template(tokenizer, chat_template)
     encoded = encode_records(tokenizer, train, domain.get("format", "label"), max_len, chat)
@@ -137,6 +140,8 @@ def check_lengths(config: dict, where: str, results_dir: str | Path, cache_dir: 
         else:
             counts = count_lengths(tok_dir, domain, settings["max_len"], settings["chat"], max_gen_toks,
                                    settings["limit"], settings["seed"])
+            if counts is None:
+                return
             write_json(cached, counts)
         gen = counts.get("gen")
         if gen and gen["items"]:
