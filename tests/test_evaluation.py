@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -354,7 +355,13 @@ def test_scored_positions_model_gives_hflms_loglikelihoods_from_fewer_logits(tin
     scored = ScoredPositionsHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
     kept = []
     forward = model.forward
-    model.forward = lambda *args, **kwargs: kept.append(kwargs.get("logits_to_keep", 0)) or forward(*args, **kwargs)
+
+    @functools.wraps(forward)
+    def counting(*args, **kwargs):
+        kept.append(kwargs.get("logits_to_keep", 0))
+        return forward(*args, **kwargs)
+
+    model.forward = counting
     got = scored.loglikelihood(requests)
     model.forward = forward
     expected = reference.loglikelihood(requests)
@@ -363,3 +370,11 @@ def test_scored_positions_model_gives_hflms_loglikelihoods_from_fewer_logits(tin
     # two batches (4 + 1 requests), each from its own first scored position rather than all positions
     assert len(kept) == 2 and all(k > 0 for k in kept), kept
     assert scored.loglikelihood_rolling(rolling) == pytest.approx(reference.loglikelihood_rolling(rolling), abs=1e-4)
+
+    # a model whose forward takes no logits_to_keep runs whole, with the same scores
+    kept.clear()
+    model.forward = lambda input_ids, **kwargs: kept.append(kwargs.get("logits_to_keep", 0)) or forward(input_ids)
+    plain = ScoredPositionsHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
+    whole = plain.loglikelihood(requests)
+    assert [ll for ll, _ in whole] == pytest.approx([ll for ll, _ in got], abs=1e-5) and kept == [0, 0]
+    model.forward = forward

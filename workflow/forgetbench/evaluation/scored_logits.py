@@ -38,9 +38,18 @@ class ScoredPositionsHFLM(HFLM):
         starts = [start for start in starts if start is not None]
         return min(starts, default=0)
 
+    def _keeps_logits(self) -> bool:
+        """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs do; others run whole)."""
+        if not hasattr(self, "_takes_logits_to_keep"):
+            import inspect
+
+            self._takes_logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        return self._takes_logits_to_keep
+
     def _model_call(self, inps, attn_mask=None, labels=None):
         first = getattr(self, "_first_scored", None)
-        if attn_mask is not None or labels is not None or not first or self.backend != "causal":
+        if (attn_mask is not None or labels is not None or not first or self.backend != "causal"
+                or not self._keeps_logits()):
             return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
         import torch
 
