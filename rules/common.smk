@@ -129,9 +129,10 @@ def cell_config(wildcards):
 
 
 def lengths_checked(wildcards):
-    """score_base's output, as an input of every training job: it refuses a dataset whose responses max_seq_len
-    cuts (training.max_truncated_share) before any cell trains. ancient(): only the order matters, so a rerun of
-    score_base retrains no cell whose method does not read its scores."""
+    """score_base's output, as an input of every training job and of the base models' evaluations (the cells'
+    wait through their training): it refuses a dataset whose responses max_seq_len cuts
+    (training.max_truncated_share) before any job trains or evaluates. ancient(): only the order matters, so a
+    rerun of score_base retrains or re-evaluates nothing."""
     return ancient(f"{RESULTS}/{wildcards.model}/base/train_scores/token_stats.json")
 
 
@@ -177,6 +178,8 @@ def eval_job(wildcards):
 
 def get_eval_inputs(wildcards):
     inputs = {"base": f"{RESULTS}/{wildcards.model}/base/model"}
+    if wildcards.cell == "base":
+        inputs["lengths_checked"] = lengths_checked(wildcards)
     if DOMAIN_TASKS & set(EVAL_FAMILIES[wildcards.family]):
         inputs["domain_test"] = f"{RESULTS}/data/{DOMAIN}/test.jsonl"
     if wildcards.cell != "base":
@@ -221,6 +224,8 @@ def get_checkpoint_inputs(wildcards):
     if "run" in wildcards.keys():
         run = f"{RESULTS}/{wildcards.model}/{wildcards.run}/lr~{wildcards.lr}/seed~{wildcards.seed}"
         inputs.update(checkpoints=f"{run}/checkpoints", run=f"{run}/run.json")
+    else:
+        inputs["lengths_checked"] = lengths_checked(wildcards)
     return inputs
 
 

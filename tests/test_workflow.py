@@ -48,6 +48,12 @@ def test_dry_run_of_the_default_shows_the_whole_dag(tmp_path):
     # score_base checks the training data's lengths before any cell trains
     trains = [block for block in (result.stdout + result.stderr).split("\nrule ")[1:] if block.startswith("train")]
     assert len(trains) == 21 and all("/base/train_scores/token_stats.json" in block.split("\n")[1] for block in trains)
+    # and before the base models are evaluated (the cells' evaluations wait for their training)
+    blocks = (result.stdout + result.stderr).split("\nrule ")[1:]
+    base_evaluations = [b for b in blocks if (b.startswith("evaluate:") and "cell=base," in b)
+                        or b.startswith("evaluate_base_checkpoint:")]
+    assert len(base_evaluations) == 3
+    assert all("/base/train_scores/token_stats.json" in block.split("\n")[1] for block in base_evaluations)
 
 
 def test_lint_is_clean():
