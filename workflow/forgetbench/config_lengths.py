@@ -21,16 +21,18 @@ from pathlib import Path
 
 from forgetbench.atomic import write_json
 from forgetbench.errors import ConfigError
+from forgetbench.training.tokenize import DEFAULT_MAX_TRUNCATED_SHARE, truncation_refusal
 
 CACHE_DIR = Path(".snakemake") / "forgetbench" / "lengths"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "tokenizer.model", "vocab.json", "merges.txt")
 # The code whose change changes a count.
-CODE = [Path(__file__).parent / p for p in ("training/tokenize.py", "data/prompts.py", "data/sources.py",
-                                            "data/records.py", "data/medcalc_synth.py")]
+CODE = [Path(__file__)] + [Path(__file__).parent / p for p in (
+    "training/tokenize.py", "evaluation/runner.py", "data/prompts.py", "data/sources.py", "data/records.py",
+    "data/medcalc_synth.py")]
 
 
-def tokenizer_dir(name: str, cfg: dict, prepared_dir: Path) -> Path | None:
+def tokenizer_dir(cfg: dict, prepared_dir: Path) -> Path | None:
     """Where a model's tokenizer is on disk before any job, or None (a GGUF package not yet prepared, a hub
     model not in the cache)."""
     if (prepared_dir / "tokenizer_config.json").is_file():
@@ -80,9 +82,8 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
     evaluated test references longer than max_gen_toks; None where the records themselves are bad."""
     from transformers import AutoTokenizer
 
-    from forgetbench.data.prompts import build_response
     from forgetbench.data.sources import load_domain
-    from forgetbench.evaluation.general_data import seeded_subset
+    from forgetbench.evaluation.runner import references_beyond_max_gen_toks
     from forgetbench.training.tokenize import encode_records, uses_chat_template
 
     try:
@@ -95,11 +96,8 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
     out = {"records": encoded.records, "truncated": len(encoded.truncated), "longest": encoded.longest,
            "summary": encoded.summary()}
     if max_gen_toks:
-        items, _ = seeded_subset(test, eval_limit, eval_seed)
-        lengths = [len(tokenizer(build_response(r, domain.get("format", "label")), add_special_tokens=False)["input_ids"])
-                   for r in items]
-        out["gen"] = {"items": sum(n > max_gen_toks for n in lengths), "of": len(lengths),
-                      "longest": max(lengths, default=0)}
+        out["gen"] = references_beyond_max_gen_toks(tokenizer, test, domain.get("format", "label"), eval_limit,
+                                                    eval_seed, max_gen_toks)
     return out
 
 
@@ -115,7 +113,7 @@ def _domain_max_gen_toks(config: dict) -> int | None:
 
 def check_lengths(config: dict, where: str, results_dir: str | Path, cache_dir: Path = CACHE_DIR) -> None:
     domain, training = config["domain"], config["training"]
-    tokenizers = {name: tokenizer_dir(name, cfg, Path(results_dir) / name / "base" / "model")
+    tokenizers = {name: tokenizer_dir(cfg, Path(results_dir) / name / "base" / "model")
                   for name, cfg in config["models"].items()}
     if not any(tokenizers.values()):
         return
@@ -147,11 +145,10 @@ def check_lengths(config: dict, where: str, results_dir: str | Path, cache_dir: 
         if gen and gen["items"]:
             print(f"warning: {where}: evaluation.domain.max_gen_toks: {gen['items']} of {gen['of']} domain test "
                   f"references are longer than {max_gen_toks} tokens with models.{name}'s tokenizer (the longest "
-                  f"has {gen['longest']}): a model answering like its training targets is cut off before the "
-                  f"answer there; raise evaluation.domain.max_gen_toks to {gen['longest']}", file=sys.stderr)
+                  f"has {gen['longest_tokens']}): a model answering like its training targets is cut off before the "
+                  f"answer there; raise evaluation.domain.max_gen_toks to {gen['longest_tokens']}", file=sys.stderr)
         share = counts["truncated"] / counts["records"] if counts["records"] else 0.0
-        limit = training.get("max_truncated_share", 0.01)
+        limit = training.get("max_truncated_share", DEFAULT_MAX_TRUNCATED_SHARE)
         if share > limit:
-            raise ConfigError(f"{where}: training.max_seq_len: with models.{name}'s tokenizer {counts['summary']}, "
-                              f"above training.max_truncated_share {limit:g}: raise training.max_seq_len to "
-                              f"{counts['longest']} or raise training.max_truncated_share")
+            raise ConfigError(f"{where}: training.max_seq_len: with models.{name}'s tokenizer "
+                              f"{truncation_refusal(counts['summary'], counts['longest'], limit)}")

@@ -61,15 +61,15 @@ def _max_gen_toks(name: str, s: dict, domain_format: str) -> int | None:
     return s["max_gen_toks"] or (DOMAIN_MAX_GEN_TOKS[domain_format] if name == "domain" else None)
 
 
-def references_beyond_max_gen_toks(tokenizer, test_path, domain_format: str, limit, seed: int, max_toks: int) -> dict:
-    """How many evaluated domain items (the loader's seeded subset) have a reference response longer than
-    max_gen_toks: a model that answers like its training targets is cut off before its answer line on those,
-    and scores 0 there whatever it knows."""
+def references_beyond_max_gen_toks(tokenizer, test_records: list[dict], domain_format: str, limit, seed: int,
+                                   max_toks: int) -> dict:
+    """How many evaluated domain items (the loader's seeded subset of `test_records`) have a reference response
+    longer than max_gen_toks: a model that answers like its training targets is cut off before its answer line
+    on those, and scores 0 there whatever it knows. The dry run counts the same (forgetbench.config_lengths)."""
     from forgetbench.data.prompts import build_response
-    from forgetbench.data.records import read_jsonl
     from forgetbench.evaluation.general_data import seeded_subset
 
-    items, _ = seeded_subset(read_jsonl(test_path), limit, seed)
+    items, _ = seeded_subset(test_records, limit, seed)
     lengths = [len(tokenizer(build_response(r, domain_format), add_special_tokens=False)["input_ids"]) for r in items]
     longer = sum(n > max_toks for n in lengths)
     return {"items": longer, "of": len(lengths), "share": longer / len(lengths) if lengths else 0.0,
@@ -400,7 +400,9 @@ def evaluate(
     beyond = None
     if "domain" in settings:
         max_toks = _max_gen_toks("domain", settings["domain"], domain_format)
-        beyond = references_beyond_max_gen_toks(tokenizer, domain_test_path, domain_format,
+        from forgetbench.data.records import read_jsonl
+
+        beyond = references_beyond_max_gen_toks(tokenizer, read_jsonl(domain_test_path), domain_format,
                                                 settings["domain"]["limit"], seed, max_toks)
         if beyond["items"]:
             log(f"warning: {beyond['items']} of {beyond['of']} domain test items ({100 * beyond['share']:.1f} %) have "

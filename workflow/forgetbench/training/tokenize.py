@@ -78,10 +78,13 @@ class Encoded:
         """Refuse a dataset whose responses are cut above `max_share`: a cut response trains without its
         answer and end of sequence, which no loss curve shows."""
         if self.share > max_share:
-            raise ConfigError(
-                f"{where}: {self.summary()}, above training.max_truncated_share {max_share:g}: raise "
-                f"training.max_seq_len to {self.longest} or raise training.max_truncated_share"
-            )
+            raise ConfigError(f"{where}: {truncation_refusal(self.summary(), self.longest, max_share)}")
+
+
+def truncation_refusal(summary: str, longest: int, max_share: float) -> str:
+    """Why a dataset is refused for its cut responses and the two ways out (training, score_base, the dry run)."""
+    return (f"{summary}, above training.max_truncated_share {max_share:g}: raise training.max_seq_len to {longest} "
+            f"or raise training.max_truncated_share")
 
 
 def encode_records(tokenizer, records: list[dict], fmt: str, max_len: int, chat: bool) -> Encoded:
