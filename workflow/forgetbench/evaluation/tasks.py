@@ -60,6 +60,7 @@ PRIMARY = {
 }
 ZERO_SHOT_ONLY = {"humaneval", "ifeval", "general_text", "domain", "domain_loss"}
 DOMAIN_TASKS = {"domain", "domain_loss"}  # the tasks that read the domain's test set
+DOMAIN_EVAL_PREFIX = "domain."  # `domain.eval` tasks are keyed "domain.<task>" in metrics, items and tables
 DOMAIN_MAX_GEN_TOKS = {"label": 16, "cot": 256}
 SETTING_KEYS = {"limit", "num_fewshot", "source", "max_gen_toks", "version"}
 
@@ -163,6 +164,18 @@ def tasks_stamp(tasks: list[str]) -> str:
     for path in sorted(files):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def domain_score_tasks(config: dict) -> list[str]:
+    """The evaluated tasks whose mean is the domain score: the `domain.eval` lm-eval tasks where configured
+    (keyed "domain.<task>"), else the answer-scored `domain` task for formats whose records carry answers, else
+    none (TRL formats without domain.eval: the domain loss is then the domain's only measure)."""
+    from forgetbench.data.formats import has_answers
+
+    domain = config.get("domain") or {}
+    if domain.get("eval"):
+        return [DOMAIN_EVAL_PREFIX + name for name in domain["eval"]]
+    return ["domain"] if has_answers(domain.get("format") or "label") else []
 
 
 FAMILY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
