@@ -3,8 +3,8 @@ import re
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_nodes, method_folders, scaling_runs,
-                               training_processes)
+from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_nodes, method_folders, method_hparams,
+                               registry_name, scaling_runs, training_processes)
 from forgetbench.config_inputs import check_inputs
 from forgetbench.config_lengths import check_lengths
 from forgetbench.evaluation.backend import resolve_backend
@@ -22,8 +22,8 @@ check_lengths(config, CONFIG_FILE, RESULTS)  # where the tokenizers exist: a ref
 DOMAIN = config["domain"]["name"]
 CELLS = cells(config)
 METHOD_FOLDERS = method_folders(config)
-TRAINED = [m for m in config["methods"] if get_method(m).kind == "train"]
-POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(name).kind == "posthoc"]
+TRAINED = [m for m in config["methods"] if get_method(registry_name(config, m)).kind == "train"]
+POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(registry_name(config, name)).kind == "posthoc"]
 EVAL_FAMILIES = eval_families(config["evaluation"], CONFIG_FILE)
 TASK_STAMPS = {family: tasks_stamp(tasks) for family, tasks in EVAL_FAMILIES.items()}
 SCALING_RUNS = {(r.model, r.method): r for r in scaling_runs(config)}
@@ -110,16 +110,16 @@ def cell_config(wildcards):
     """The config of one cell, as recorded in its run.json and metrics."""
     lr = next(l for l in config["learning_rates"] if format_lr(l) == wildcards.lr)
     name, variant = METHOD_FOLDERS[wildcards.method]
-    method = get_method(name)(**config["methods"][name])
+    method = get_method(registry_name(config, name))(**method_hparams(config, name))
     return {
         "experiment": config["experiment"],
         "model": wildcards.model,
         "model_source": config["models"][wildcards.model],
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "method": wildcards.method,
-        "registry_name": name,
+        "registry_name": registry_name(config, name),
         "method_version": method_version(type(method)),
-        "hparams": config["methods"][name],
+        "hparams": method_hparams(config, name),
         "variant_settings": method.variants()[variant] if method.kind == "posthoc" else {},
         "lr": float(lr),
         "seed": int(wildcards.seed),
@@ -142,14 +142,14 @@ def get_train_inputs(wildcards):
         "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
         "lengths_checked": lengths_checked(wildcards),
     }
-    if get_method(wildcards.method).needs_base_scores:
+    if get_method(registry_name(config, wildcards.method)).needs_base_scores:
         inputs["base_losses"] = f"{RESULTS}/{wildcards.model}/base/train_scores/sample_losses.jsonl"
     return inputs
 
 
 def get_posthoc_inputs(wildcards):
     name, _ = METHOD_FOLDERS[wildcards.method]
-    source = get_method(name).source_method
+    source = get_method(registry_name(config, name)).source_method
     cell = f"{RESULTS}/{wildcards.model}/{source}/lr~{wildcards.lr}/seed~{wildcards.seed}"
     return {"base": f"{RESULTS}/{wildcards.model}/base/model", "tuned": f"{cell}/model", "tuned_run": f"{cell}/run.json"}
 

@@ -130,6 +130,35 @@ def test_posthoc_variants_become_cells(config):
     assert (wise_cell.registry_name, wise_cell.variant) == ("wise", "0.5")
 
 
+def test_named_method_instances_become_cells_of_their_registered_method(config):
+    """LoRA at several ranks in one sweep (LoRA Learns Less and Forgets Less): each a methods key of its own."""
+    config["methods"] = {"sft": {}, "lora-r16": {"method": "lora", "r": 16, "alpha": 32},
+                         "lora-r64": {"method": "lora", "r": 64, "alpha": 128}}
+    config["models"]["gemma3-270m"].pop("methods")
+    full_check(config)
+    assert config["methods"]["lora-r64"] == {"method": "lora", "r": 64, "alpha": 128, "dropout": 0.05,
+                                             "target_modules": "all-linear"}
+    got = {(c.method, c.registry_name) for c in cells(config)}
+    assert got == {("sft", "sft"), ("lora-r16", "lora"), ("lora-r64", "lora")}
+    from forgetbench.config import method_hparams, method_instance
+
+    assert method_hparams(config, "lora-r64")["r"] == 64 and "method" not in method_hparams(config, "lora-r64")
+    assert method_instance(config, "lora-r16").hparams["r"] == 16
+
+
+@pytest.mark.parametrize("methods, text", [
+    ({"lora-r16": {"method": "lorra"}}, r"config.yaml: methods.lora-r16.method: unknown method 'lorra' \(did you mean 'lora'\?\)"),
+    ({"lora-r16": {"method": "lora", "r": 0}}, r"config.yaml: methods.lora-r16.r: 0 is less than the minimum of 1"),
+    ({"base": {"method": "sft"}}, r"config.yaml: methods.base: the name 'base' is reserved"),
+    ({"lora-r16": {"method": ["lora"]}}, r"config.yaml: methods.lora-r16.method: give a registered method's name"),
+])
+def test_bad_named_method_instances_are_refused(config, methods, text):
+    config["methods"] = {"sft": {}, **methods}
+    config["models"]["gemma3-270m"].pop("methods")
+    with pytest.raises(ConfigError, match=text):
+        full_check(config)
+
+
 def test_every_method_file_registers_itself_and_the_papers_methods_are_there():
     """The method list comes from the registry: each file of the package but the shared code registers one
     method, found without a list of imports; a new file adds a name without editing this test."""

@@ -41,12 +41,32 @@ def format_lr(lr: float) -> str:
     return f"{float(lr):g}"
 
 
+METHOD_KEY = "method"  # methods.<name>.method: the registered method a named instance runs (lora-r16: lora)
+
+
+def registry_name(config: dict, key: str) -> str:
+    """The registered method behind the config's `methods.<key>`: its `method` entry, else the key itself."""
+    hparams = config["methods"].get(key)
+    return hparams.get(METHOD_KEY, key) if isinstance(hparams, dict) else key
+
+
+def method_hparams(config: dict, key: str) -> dict:
+    """The hyperparameters of `methods.<key>`, without the `method` entry that names its registered method."""
+    return {k: v for k, v in (config["methods"].get(key) or {}).items() if k != METHOD_KEY}
+
+
+def method_instance(config: dict, key: str):
+    """The method object of `methods.<key>` (a registered name, or a named instance such as lora-r16)."""
+    return get_method(registry_name(config, key))(**method_hparams(config, key))
+
+
 def method_folders(config: dict) -> dict[str, tuple[str, str]]:
-    """Folder name → (registry name, variant) of every evaluated method; post-hoc methods fan out over their
-    variants (WiSE-FT's α values) from one training run."""
+    """Folder name → (methods key, variant) of every evaluated method; post-hoc methods fan out over their
+    variants (WiSE-FT's α values) from one training run. The key is the registry name or a named instance's
+    name (registry_name resolves it)."""
     folders = {}
-    for name, hparams in config["methods"].items():
-        method = get_method(name)(**(hparams or {}))
+    for name in config["methods"]:
+        method = method_instance(config, name)
         if method.kind == "posthoc":
             for variant in method.variants():
                 folders[f"{name}-{variant}" if variant else name] = (name, variant)
@@ -57,7 +77,7 @@ def method_folders(config: dict) -> dict[str, tuple[str, str]]:
 
 def cells(config: dict) -> list[Cell]:
     return [
-        Cell(model, folder, float(lr), int(seed), name, variant)
+        Cell(model, folder, float(lr), int(seed), registry_name(config, name), variant)
         for model, model_cfg in config["models"].items()
         for folder, (name, variant) in method_folders(config).items()
         if name in model_cfg.get("methods", config["methods"])
@@ -88,7 +108,7 @@ def scaling_runs(config: dict) -> list[ScalingRun]:
     if not scaling:
         return []
     lora = get_method("lora")
-    base_lora = lora.validate_hparams(config["methods"].get("lora"), "scaling")
+    base_lora = lora.validate_hparams(method_hparams(config, "lora"), "scaling")
     variants = [(f"scaling-lora-r{r}", "lora", {**base_lora, "r": r}) for r in scaling["lora_ranks"]]
     if scaling["full"]:
         variants.append(("scaling-sft", "sft", {}))
@@ -180,21 +200,43 @@ def check_model_methods(config: dict, where: str) -> None:
             if name not in config["methods"]:
                 raise ConfigError(f"{where}: models.{model}.methods: '{name}' is not one of the experiment's methods "
                                   f"({', '.join(config['methods'])})")
-            source = getattr(get_method(name), "source_method", None)
-            if get_method(name).kind == "posthoc" and source not in chosen:
+            method = get_method(registry_name(config, name))
+            source = getattr(method, "source_method", None)
+            if method.kind == "posthoc" and source not in chosen:
                 raise ConfigError(f"{where}: models.{model}.methods: '{name}' transforms the '{source}' checkpoint: "
                                   f"add '{source}'")
 
 
+RESERVED_METHOD_KEYS = {"base"}  # results/<exp>/<model>/base/ is the base model's folder
+
+
+def _check_method_key(config: dict, name: str, where: str):
+    """The registered class behind `methods.<name>`: the name itself, or a named instance's `method` entry."""
+    if name in RESERVED_METHOD_KEYS or name.startswith("scaling-"):
+        raise ConfigError(f"{where}: methods.{name}: the name '{name}' is reserved (the base model's and the scaling "
+                          f"study's folders): choose another")
+    hparams = config["methods"][name]
+    if not (isinstance(hparams, dict) and METHOD_KEY in hparams):
+        return get_method(name, where=f"{where}: methods")
+    registered = hparams[METHOD_KEY]
+    if not isinstance(registered, str):
+        raise ConfigError(f"{where}: methods.{name}.method: give a registered method's name, got {registered!r}")
+    return get_method(registered, where=f"{where}: methods.{name}.method")
+
+
 def check_methods(config: dict, where: str) -> None:
-    """Fill each method's hyperparameter defaults in place; unknown names and bad values raise."""
+    """Fill each method's hyperparameter defaults in place; unknown names and bad values raise. A methods key that
+    is not a registered name runs the method its `method` entry names (lora-r16: {method: lora, r: 16})."""
     for name in list(config["methods"]):
-        method = get_method(name, where=f"{where}: methods")
-        config["methods"][name] = method.validate_hparams(config["methods"][name], f"{where}: methods.{name}")
+        method = _check_method_key(config, name, where)
+        hparams = method.validate_hparams(method_hparams(config, name) or config["methods"][name],
+                                          f"{where}: methods.{name}")
+        named = registry_name(config, name)
+        config["methods"][name] = {METHOD_KEY: named, **hparams} if named != name else hparams
         if method.kind != "posthoc":
             continue
         try:
-            method(**config["methods"][name]).variants()  # e.g. WiSE alphas that give the same cell name
+            method(**method_hparams(config, name)).variants()  # e.g. WiSE alphas that give the same cell name
         except ConfigError as exc:
             raise ConfigError(f"{where}: methods.{name}.{exc}") from None
         source = method.source_method

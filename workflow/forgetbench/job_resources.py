@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forgetbench.config import job_gpus, job_nodes, training_processes
+from forgetbench.config import job_gpus, job_nodes, method_hparams, method_instance, training_processes
 from forgetbench.errors import ConfigError
 from forgetbench.methods import get_method
 from forgetbench.training.memory import (GIB, ModelShape, TrainingSetup, estimate_training_memory, read_model_config,
@@ -82,7 +82,7 @@ def training_setup(config: dict, method, gpus: int, processes: int) -> TrainingS
 def trained_methods(config: dict, model: str, scaling_runs) -> dict[str, object]:
     """Method folder -> method instance of every training job of `model` (the sweep's and the scaling study's)."""
     chosen = config["models"][model].get("methods", config["methods"])
-    methods = {name: get_method(name)(**config["methods"][name]) for name in config["methods"] if name in chosen}
+    methods = {name: method_instance(config, name) for name in config["methods"] if name in chosen}
     out = {name: m for name, m in methods.items() if m.kind == "train"}
     for run in scaling_runs:
         if run.model == model:
@@ -131,7 +131,7 @@ def _train_request(config, where, model, folder, method, shape, gpus, processes,
     capacity = (config["models"][model].get("gpu_mem_gb") or resources.get("gpu_mem_gb", 80)) if gpus else \
         resources.get("host_mem_gb")
     if capacity is not None and estimate.gib > capacity:
-        lora = get_method("lora")(**get_method("lora").validate_hparams(config["methods"].get("lora"), "lora"))
+        lora = get_method("lora")(**get_method("lora").validate_hparams(method_hparams(config, "lora"), "lora"))
         fits = what_would_fit(shape, method, setup, capacity, lora=lora)
         per = (f"per GPU ({gpus} GPU{'s' if gpus != 1 else ''}" + (f" x {nodes} nodes" if nodes > 1 else "")
                + (f" {setup.strategy.upper()}" if processes > 1 else "")
