@@ -1,3 +1,6 @@
+from forgetbench.evaluation.tasks import domain_score_tasks
+
+
 localrules:
     aggregate,
     plot_tradeoff,
@@ -20,6 +23,7 @@ rule aggregate:
     params:
         code=code_stamp("forgetbench.aggregation.table", "forgetbench.aggregation.intervals"),
         general=list(config["evaluation"]["general"]),
+        domain=domain_score_tasks(config),
         aggregation=config["aggregation"],
     log:
         f"{RESULTS}/logs/aggregate.log",

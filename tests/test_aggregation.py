@@ -238,6 +238,14 @@ def test_missing_score_names_the_file_and_task(tmp_path):
         build_tables([path], [tmp_path / "x.items.jsonl"], GENERAL)
 
 
+def test_missing_domain_eval_score_names_the_task(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"cell": {"model": "m", "method": "base", "lr": None, "seed": None},
+                                "metrics": {"domain": {"score": 0.1}, "arc_easy": {"score": 0.5}}}))
+    with pytest.raises(ValueError, match=r"x.json: no score for domain.gsm8k$"):
+        build_tables([path], [tmp_path / "x.items.jsonl"], ["arc_easy"], domain_tasks=["domain.gsm8k"])
+
+
 def test_learning_rates_print_in_one_notation():
     assert [display_lr(x) for x in (2e-5, 0.0002, 1.5e-3, 0.1, None)] == ["2e-5", "2e-4", "1.5e-3", "1e-1", "—"]
 
@@ -313,3 +321,191 @@ def test_a_narrow_interval_is_printed_with_the_digits_that_show_it():
     assert _with_interval(0.0004, 0.0001, 0.0009, latex=False) == "0.00040 [0.00010, 0.00090]"
     assert _with_interval(0.8, 0.8, 0.8, latex=False) == "0.800 [0.800, 0.800]"
     assert _with_interval(1e-9, 1e-10, 1e-5, latex=False) == "0.000000 [0.000000, 0.000010]"
+
+
+# Any general task, a domain score from lm-eval tasks (domain.eval) or none, and group tasks.
+
+
+def add_task(paths, task, leaves: dict[str, list], score=None, metric="acc", **extra):
+    """Add task `task` to an evaluation written by write_eval: per leaf its items' 0/1 values; its reported score
+    is `score`, else the mean over all its items (lm-eval's size-weighted aggregate)."""
+    metrics_path, items_path = paths
+    result = json.loads(metrics_path.read_text())
+    values = [v for vs in leaves.values() for v in vs]
+    result["metrics"][task] = {"score": float(np.mean(values)) if score is None else score, "metric": metric, **extra}
+    metrics_path.write_text(json.dumps(result))
+    with items_path.open("a") as out:
+        for leaf, vs in leaves.items():
+            out.writelines(json.dumps({"task": task, "leaf": leaf, "doc_id": i, "value": v}) + "\n" for i, v in enumerate(vs))
+    return paths
+
+
+def drop_task(paths, task):
+    metrics_path, items_path = paths
+    result = json.loads(metrics_path.read_text())
+    del result["metrics"][task]
+    metrics_path.write_text(json.dumps(result))
+    lines = [line for line in items_path.read_text().splitlines() if json.loads(line)["task"] != task]
+    items_path.write_text("".join(line + "\n" for line in lines))
+    return paths
+
+
+def paired_bootstrap(seed, model, task, values: dict[str, list], n_resamples=1000):
+    """[n_resamples, evaluations] mean of one single-leaf task's items per resample, the same resampled items for
+    every evaluation, drawn as intervals.resampled_scores draws them (its generator, one multinomial draw)."""
+    rng = intervals.stable_rng(seed, model, task)
+    first = next(iter(values.values()))
+    counts = rng.multinomial(len(first), np.full(len(first), 1 / len(first)), size=n_resamples)
+    return {name: counts @ np.asarray(v, dtype=float) / len(v) for name, v in values.items()}
+
+
+MY_BASE = [1] * 6 + [0] * 6
+MY_SFT = [1] * 9 + [0] * 3  # the base's items plus 3 right
+MY_DOMAIN_BASE = [1, 0] * 6
+MY_DOMAIN_SFT = [1] * 10 + [0] * 2
+
+
+def my_task_evaluations(folder, domain_key):
+    """base and sft evaluations with general tasks arc_easy and my_task and the domain score under `domain_key`."""
+    out = []
+    for name, method, lr, domain, general in (("base", "base", None, MY_DOMAIN_BASE, MY_BASE),
+                                              ("sft", "sft", 2e-5, MY_DOMAIN_SFT, MY_SFT)):
+        paths = drop_task(drop_task(write_eval(folder, name, "m", method, lr, 0, [1] * N_DOMAIN, ARC_BASE,
+                                               [0, 0, 1, 0], 0.1 if lr else 0.0), "gsm8k"), "domain")
+        add_task(paths, "my_task", {"my_task": general})
+        add_task(paths, domain_key, {domain_key.removeprefix("domain."): domain}, metric="exact_match")
+        out.append(paths)
+    return out
+
+
+def test_any_general_task_and_a_domain_score_from_an_lm_eval_task(tmp_path):
+    general = ["arc_easy", "my_task"]
+    evaluations = my_task_evaluations(tmp_path / "eval", "domain.my_task")
+    tidy, grouped = build_tables(*zip(*evaluations), general, domain_tasks=["domain.my_task"])
+    sft = tidy[tidy["method"] == "sft"].iloc[0]
+    assert sft["domain"] == sft["domain.my_task"] == pytest.approx(10 / 12)
+    assert sft["n_domain"] == sft["n_domain.my_task"] == sft["n_my_task"] == 12
+    assert sft["delta_domain"] == sft["delta_domain.my_task"] == pytest.approx(10 / 12 - 0.5)
+    # Δ domain is paired: the same resampled items for base and sft
+    boot = paired_bootstrap(0, "m", "domain.my_task", {"base": MY_DOMAIN_BASE, "sft": MY_DOMAIN_SFT})
+    low, high = np.percentile(boot["sft"] - boot["base"], [2.5, 97.5])
+    assert (sft["delta_domain_lo"], sft["delta_domain_hi"]) == (pytest.approx(low), pytest.approx(high))
+    assert (sft["domain_lo"], sft["domain_hi"]) == tuple(pytest.approx(v) for v in np.percentile(boot["sft"], [2.5, 97.5]))
+    # the same items under the key `domain` (a QA domain's answer accuracy) give the same numbers
+    under_domain = my_task_evaluations(tmp_path / "qa", "domain")
+    qa, _ = build_tables(*zip(*under_domain), general)
+    qa_sft = qa[qa["method"] == "sft"].iloc[0]
+    assert qa_sft["domain"] == sft["domain"] and qa_sft["delta_domain"] == sft["delta_domain"]
+    assert "domain.my_task" not in qa
+
+    paper = paper_table(grouped, general, domain_tasks=["domain.my_task"])
+    assert list(paper.frame.columns[3:7]) == ["Domain (n=12)", "ARC-Easy (n=20)", "my_task (n=12)", "General avg"]
+    row = paper.frame[paper.frame["Method"] == "sft"].iloc[0]
+    assert row["my_task (n=12)"].startswith("0.750 [") and row["Domain (n=12)"].startswith("0.833 [")
+    assert "Domain: the primary score of lm-eval task my_task." in paper.caption
+    md = to_markdown(paper, "T")
+    assert "| Domain (n=12)" in md and "| my_task (n=12)" in md
+    tex = to_latex(paper_table(grouped, general, latex=True, domain_tasks=["domain.my_task"]), "T")
+    assert r"my\_task (n=12)" in tex and r"lm-eval task my\_task." in tex
+
+
+def test_two_domain_eval_tasks_average_and_resample_both(tmp_path):
+    values = {"domain.a": ([1] * 5 + [0] * 5, [1] * 8 + [0] * 2), "domain.b": ([1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0])}
+    evaluations = []
+    for i, (name, method, lr) in enumerate((("base", "base", None), ("sft", "sft", 2e-5))):
+        paths = drop_task(write_eval(tmp_path, name, "m", method, lr, 0, [1] * N_DOMAIN, ARC_BASE, [0, 0, 1, 0],
+                                     0.1 * i), "domain")
+        for task, per_eval in values.items():
+            add_task(paths, task, {task.removeprefix("domain."): per_eval[i]})
+        evaluations.append(paths)
+    tidy, grouped = build_tables(*zip(*evaluations), GENERAL, domain_tasks=["domain.a", "domain.b"])
+    sft = tidy[tidy["method"] == "sft"].iloc[0]
+    assert sft["domain"] == pytest.approx((0.8 + 4 / 6) / 2)
+    assert (sft["domain.a"], sft["domain.b"]) == (pytest.approx(0.8), pytest.approx(4 / 6))
+    assert (sft["n_domain"], sft["n_domain.a"], sft["n_domain.b"]) == (16, 10, 6)
+    assert sft["delta_domain"] == pytest.approx((0.8 + 4 / 6) / 2 - (0.5 + 1 / 6) / 2)
+    a = paired_bootstrap(0, "m", "domain.a", {"base": values["domain.a"][0], "sft": values["domain.a"][1]})
+    b = paired_bootstrap(0, "m", "domain.b", {"base": values["domain.b"][0], "sft": values["domain.b"][1]})
+    mean = {k: (a[k] + b[k]) / 2 for k in a}
+    assert (sft["domain_lo"], sft["domain_hi"]) == tuple(pytest.approx(v) for v in np.percentile(mean["sft"], [2.5, 97.5]))
+    difference = np.percentile(mean["sft"] - mean["base"], [2.5, 97.5])
+    assert (sft["delta_domain_lo"], sft["delta_domain_hi"]) == tuple(pytest.approx(v) for v in difference)
+    assert (sft["domain.b_lo"], sft["domain.b_hi"]) == tuple(pytest.approx(v) for v in np.percentile(b["sft"], [2.5, 97.5]))
+    paper = paper_table(grouped, GENERAL, domain_tasks=["domain.a", "domain.b"])
+    assert list(paper.frame.columns[3:6]) == ["Domain avg", "Domain: a (n=10)", "Domain: b (n=6†)"]
+    assert "Domain avg: the mean of the primary scores of lm-eval tasks a, b" in paper.caption
+
+
+def test_without_a_domain_score_the_domain_loss_stands_in(evaluations, tmp_path, monkeypatch):
+    from forgetbench.aggregation import plots
+
+    for paths in evaluations:
+        drop_task(paths, "domain")
+    tidy, grouped = tables(evaluations, domain_tasks=[])
+    assert not any(c == "domain" or c.startswith(("domain_l", "domain_h", "delta_domain_", "n_domain"))
+                   and "loss" not in c for c in tidy.columns)
+    assert "delta_domain" not in grouped and "vs_sft_domain" not in grouped
+    sft0 = tidy[(tidy["method"] == "sft") & (tidy["seed"] == 0) & (tidy["lr"] == 2e-5)].iloc[0]
+    assert sft0["delta_domain_loss"] == pytest.approx(-0.3) and sft0["forgetting"] == pytest.approx(0.05)
+    paper = paper_table(grouped, GENERAL, domain_tasks=[])
+    assert list(paper.frame.columns[3:7]) == ["ARC-Easy (n=20)", "GSM8K (n=4†)", "General avg", "Domain loss (n=16)"]
+    assert "the domain is measured by its loss only" in paper.caption
+    assert "Domain (" not in to_markdown(paper, "T")
+    assert "Domain (" not in to_latex(paper_table(grouped, GENERAL, latex=True, domain_tasks=[]), "T")
+
+    csv = tmp_path / "t.csv"
+    tidy.to_csv(csv, index=False)
+    table = pd.read_csv(csv)
+    captured = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: captured.setdefault("fig", fig))
+    tradeoff_plot(table, "unused.png")
+    ax = captured["fig"].axes[0]
+    assert ax.get_xlabel() == "domain loss (nats/token; lower is better)"
+    points = [line for line in ax.lines if line.get_marker() not in ("None", "|", "_")]  # not the caps nor the front
+    drawn = sorted(round(float(x), 2) for line in points for x in line.get_xdata())  # ties are spread by < 0.005
+    assert drawn == sorted(round(v, 2) for v in table["domain_loss"]) == [1.15, 1.45, 1.45, 1.65, 1.75]
+    tradeoff_plot(table, str(tmp_path / "t.png"))  # and it draws
+    monkeypatch.undo()
+    tradeoff_plot(table, str(tmp_path / "t.png"))
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("weighting, delta", [("size", 4 / 12), ("unweighted", 0.5), ("recorded", 0.75)])
+def test_a_group_of_two_leaves_is_resampled_as_lm_eval_aggregates_it(tmp_path, weighting, delta):
+    """Leaves of 8 and 4 items; sft answers every item of the small leaf right where base answers none, and the
+    large leaf alike: on every resample the group's difference is the small leaf's weight share, exactly."""
+    leaf_a = [1, 1, 1, 0, 0, 0, 0, 0]
+    weights = {"size": None, "unweighted": {"grp_a": 1.0, "grp_b": 1.0}, "recorded": {"grp_a": 1.0, "grp_b": 3.0}}[weighting]
+    evaluations = []
+    for name, method, lr, leaf_b in (("base", "base", None, [0] * 4), ("sft", "sft", 2e-5, [1] * 4)):
+        leaves = {"grp_a": leaf_a, "grp_b": leaf_b}
+        if weights is None:
+            score = float(np.mean(leaf_a + leaf_b))
+        else:
+            score = sum(w * np.mean(leaves[leaf]) for leaf, w in weights.items()) / sum(weights.values())
+        extra = {"leaf_weights": weights} if weighting == "recorded" else {}
+        paths = write_eval(tmp_path, name, "m", method, lr, 0, [1] * N_DOMAIN, ARC_BASE, [0, 0, 1, 0], 0.0)
+        evaluations.append(add_task(paths, "grp", leaves, score=score, **extra))
+    general = ["arc_easy", "grp"]
+    metrics = {m: json.loads(p.read_text())["metrics"]["grp"]["score"] for m, (p, _) in zip(("base", "sft"), evaluations)}
+    tidy, grouped = build_tables(*zip(*evaluations), general)
+    by_method = tidy.set_index("method")
+    assert by_method.loc["base", "grp"] == metrics["base"] and by_method.loc["sft", "grp"] == metrics["sft"]
+    assert by_method.loc["sft", "n_grp"] == 12
+    sft = by_method.loc["sft"]
+    assert sft["delta_grp"] == pytest.approx(delta)
+    assert (sft["delta_grp_lo"], sft["delta_grp_hi"]) == (pytest.approx(delta), pytest.approx(delta))
+    assert sft["grp_lo"] < sft["grp"] < sft["grp_hi"]
+    assert "grp (n=12)" in paper_table(grouped, general).frame.columns
+
+
+def test_pareto_front_of_a_loss_axis_minimises_it():
+    import matplotlib.pyplot as plt
+
+    from forgetbench.aggregation.plots import draw_pareto_front
+
+    df = pd.DataFrame({"domain_loss": [1.0, 1.2, 0.8, 0.9], "general_avg": [0.5, 0.6, 0.3, 0.2]})
+    fig, ax = plt.subplots()
+    front = draw_pareto_front(ax, df, "domain_loss", "general_avg", lower_x_better=True)
+    plt.close(fig)
+    assert front["domain_loss"].tolist() == [0.8, 1.0, 1.2]  # 0.9 is beaten by 0.8 on both

@@ -13,10 +13,11 @@ with log_to(snakemake.log[0]):  # noqa: F821
     from forgetbench.atomic import atomic_path, write_text
 
     general, settings = snakemake.params.general, snakemake.params.aggregation  # noqa: F821
+    domain = snakemake.params.domain  # noqa: F821  (the tasks whose mean is the domain score; may be none)
     out, inputs = snakemake.output, snakemake.input  # noqa: F821
     start = time.time()
     tidy, grouped = build_tables(inputs.metrics, inputs.per_item, general, n_resamples=settings["n_resamples"],
-                                 seed=settings["seed"])
+                                 seed=settings["seed"], domain_tasks=domain)
     print(f"bootstrap: {settings['n_resamples']} resamples of {len(tidy)} evaluations in {time.time() - start:.1f} s")
     for frame, csv in ((tidy, out.csv), (grouped, out.grouped)):
         with atomic_path(csv) as tmp:
@@ -25,8 +26,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
         tidy.to_parquet(tmp, index=False)
     correction = None if settings["correction"] == "none" else settings["correction"]
     experiment = snakemake.config["experiment"]  # noqa: F821
-    paper = paper_table(grouped, general, correction)
+    paper = paper_table(grouped, general, correction, domain_tasks=domain)
     write_text(out.md, to_markdown(paper, f"Domain vs general trade-off ({experiment})"))
-    write_text(out.tex, to_latex(paper_table(grouped, general, correction, latex=True),
+    write_text(out.tex, to_latex(paper_table(grouped, general, correction, latex=True, domain_tasks=domain),
                                  f"Domain score vs general capability per method and learning rate ({experiment})"))
     print(paper.frame.to_string(index=False))

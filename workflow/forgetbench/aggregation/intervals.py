@@ -9,6 +9,11 @@ the two cells' own intervals would suggest. Per resample:
   accuracy, `num` −log-likelihood and `den` the item's bytes (bits per byte, over ln 2) or tokens (the
   per-token loss) for the losses — a ratio of sums, as lm-eval aggregates them; items are resampled within
   each lm-eval leaf task (strata), so a group task keeps its composition;
+- a group task (items of several leaves) is scored as lm-eval aggregates it: the ratio of sums over all its
+  items when lm-eval weights its leaves by size (`weight_by_size: true`, e.g. mmlu), else the weighted mean
+  of its leaves' scores, with the weights of the task's `leaf_weights` in metrics.json ({leaf: weight}, as
+  the evaluation records them) or, without them, equal weights where that and not the pooled score gives
+  the reported score (`weight_by_size: false`); each resample computes the same statistic;
 - the general average is the mean of the general tasks' scores, each task resampled on its own;
 - a method × LR with several seeds is the mean over seeds drawn with replacement (seeds resampled too).
 
@@ -35,15 +40,24 @@ RATIO_METRICS = {"bits_per_byte": 1 / math.log(2), "nll_per_token": 1.0}
 
 @dataclass
 class ItemScores:
-    """One task's items of one evaluation: the (leaf, doc id) keys, numerators and denominators."""
+    """One task's items of one evaluation: the (leaf, doc id) keys, numerators and denominators, and for a
+    group that lm-eval scores as a weighted mean of its leaves' scores the leaves' weights (None: the ratio of
+    sums over all items, which is also lm-eval's size-weighted group score)."""
 
     keys: list[tuple[str, int]]
     num: np.ndarray
     den: np.ndarray
+    leaf_weights: dict[str, float] | None = None
 
     @property
     def score(self) -> float:
-        return float(self.num.sum() / self.den.sum())
+        if self.leaf_weights is None:
+            return float(self.num.sum() / self.den.sum())
+        leaves = np.array([leaf for leaf, _ in self.keys])
+        names = list(dict.fromkeys(leaves))
+        weights = np.array([self.leaf_weights[leaf] for leaf in names], dtype=float)
+        scores = np.array([self.num[leaves == leaf].sum() / self.den[leaves == leaf].sum() for leaf in names])
+        return float((weights * scores).sum() / weights.sum())
 
 
 def scores_from_pairs(values: list[tuple[tuple[str, int], object]], metric: str, where: str) -> ItemScores:
@@ -76,11 +90,36 @@ def read_items(path: str | Path, metrics: dict) -> dict[str, ItemScores]:
             raise ValueError(f"{path}: items of task '{task}', which has no metrics")
         scores = scores_from_pairs(values, metrics[task]["metric"], str(path))
         reported = metrics[task]["score"]
-        if reported is not None and not math.isclose(scores.score, reported, rel_tol=1e-6, abs_tol=1e-9):
+        scores.leaf_weights = _leaf_weights(scores, metrics[task], path, task)
+        if reported is not None and not _agrees(scores.score, reported):
             raise ValueError(f"{path}: task '{task}' scores {scores.score:.6g} from its {len(scores.keys)} items "
                              f"but {reported:.6g} in its metrics")
         out[task] = scores
     return out
+
+
+def _agrees(recomputed: float, reported: float) -> bool:
+    return math.isclose(recomputed, reported, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def _leaf_weights(scores: ItemScores, metrics: dict, path, task: str) -> dict[str, float] | None:
+    """How the task's leaves make its score: the recorded `leaf_weights`, else None (ratio of sums over every item,
+    lm-eval's size-weighted group score) unless only the unweighted mean of the leaves' scores gives the reported
+    score (a group with `weight_by_size: false`)."""
+    leaves = list(dict.fromkeys(leaf for leaf, _ in scores.keys))
+    recorded = metrics.get("leaf_weights")
+    if recorded is not None:
+        if set(recorded) != set(leaves):
+            raise ValueError(f"{path}: task '{task}' has items of leaves {', '.join(leaves)} but leaf_weights for "
+                             f"{', '.join(sorted(recorded))}")
+        return {leaf: float(recorded[leaf]) for leaf in leaves}
+    reported = metrics.get("score")
+    if len(leaves) < 2 or reported is None or _agrees(scores.score, reported):
+        return None
+    equal = {leaf: 1.0 for leaf in leaves}
+    if _agrees(ItemScores(scores.keys, scores.num, scores.den, equal).score, reported):
+        return equal
+    return None
 
 
 def stable_rng(seed: int, *names: str) -> np.random.Generator:
@@ -100,6 +139,12 @@ def resampled_scores(evaluations: list[ItemScores | None], n_resamples: int, rng
         if e.keys != keys:
             raise ValueError(f"{where}: evaluations were scored on different items ({len(e.keys)} vs {len(keys)}): "
                              "a paired comparison needs the same subset (same evaluation seed and limits)")
+    # An evaluation whose leaves score alike gives the same score either way, so it names no weights (None); the
+    # others must agree.
+    named = {tuple(sorted(e.leaf_weights.items())) for e in present if e.leaf_weights is not None}
+    if len(named) > 1:
+        raise ValueError(f"{where}: evaluations weight the group's leaves differently ({sorted(named)})")
+    weights = dict(named.pop()) if named else None
     leaves = np.array([leaf for leaf, _ in keys])
     counts = np.zeros((n_resamples, len(keys)))
     for leaf in dict.fromkeys(leaves):
@@ -109,7 +154,13 @@ def resampled_scores(evaluations: list[ItemScores | None], n_resamples: int, rng
     num = np.stack([nan if e is None else e.num for e in evaluations])
     den = np.stack([nan if e is None else e.den for e in evaluations])
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (counts @ num.T) / (counts @ den.T)
+        if weights is None:
+            return (counts @ num.T) / (counts @ den.T)
+        total = np.zeros((n_resamples, len(evaluations)))
+        for leaf in dict.fromkeys(leaves):  # the weighted mean of the leaves' resampled scores
+            columns = leaves == leaf
+            total += weights[leaf] * (counts[:, columns] @ num[:, columns].T) / (counts[:, columns] @ den[:, columns].T)
+        return total / sum(weights.values())
 
 
 def resample_units(resampled: np.ndarray, units: list[list[int]], rng: np.random.Generator) -> np.ndarray:

@@ -37,11 +37,19 @@ def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return valid.loc[keep].sort_values(x, kind="mergesort")
 
 
-def draw_pareto_front(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, label: str = "Pareto front") -> pd.DataFrame:
-    """Mark the Pareto front of `df` on `ax` as a staircase through open circles; returns the front rows."""
-    front = pareto_front(df, x, y)
+def draw_pareto_front(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, label: str = "Pareto front",
+                      lower_x_better: bool = False) -> pd.DataFrame:
+    """Mark the Pareto front of `df` on `ax` as a staircase through open circles; returns the front rows. y is
+    maximised, x too unless `lower_x_better` (a loss on the x axis)."""
+    if lower_x_better:
+        front = pareto_front(df.assign(_neg_x=-df[x]), "_neg_x", y).drop(columns="_neg_x")
+        front = front.sort_values(x, kind="mergesort")
+    else:
+        front = pareto_front(df, x, y)
     if len(front):
-        ax.plot(front[x], front[y], drawstyle="steps-pre", color="black", lw=1.0, ls="--", zorder=4, label=label)
+        # the staircase bounds what the front dominates: its step is at the better end of each x interval
+        ax.plot(front[x], front[y], drawstyle="steps-post" if lower_x_better else "steps-pre", color="black", lw=1.0,
+                ls="--", zorder=4, label=label)
         ax.scatter(front[x], front[y], s=90, facecolors="none", edgecolors="black", lw=1.2, zorder=5)
     return front
 
@@ -77,7 +85,7 @@ def _interval_errors(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _cell_panels(table: pd.DataFrame, x: str, y: str, out_png: str, xlabel: str, ylabel: str,
-                 base_marker: bool, front: bool, reference_lines: bool = False) -> None:
+                 base_marker: bool, front: bool, reference_lines: bool = False, lower_x_better: bool = False) -> None:
     """One panel per model, one point per cell with its intervals on both axes, a shared legend."""
     from forgetbench.aggregation.table import display_lr
 
@@ -100,7 +108,7 @@ def _cell_panels(table: pd.DataFrame, x: str, y: str, out_png: str, xlabel: str,
             handles["base"] = ax.errorbar(b[x], b[y], xerr=_interval_errors(b, x), yerr=_interval_errors(b, y),
                                           fmt="*", ms=14, color="black", elinewidth=0.8, capsize=2, zorder=5)
         if front:
-            draw_pareto_front(ax, table[table["model"] == model], x, y)
+            draw_pareto_front(ax, table[table["model"] == model], x, y, lower_x_better=lower_x_better)
         if reference_lines:
             ax.axhline(0, color="grey", lw=0.8, zorder=1)
             ax.axvline(0, color="grey", lw=0.8, zorder=1)
@@ -111,11 +119,24 @@ def _cell_panels(table: pd.DataFrame, x: str, y: str, out_png: str, xlabel: str,
     save_figure(fig, out_png)
 
 
+DOMAIN_LOSS_LABEL = "domain loss (nats/token; lower is better)"
+
+
+def has_domain_score(table: pd.DataFrame) -> bool:
+    """Whether the aggregated table has a domain score (it has none for a domain measured by its loss only)."""
+    return "domain" in table and table["domain"].notna().any()
+
+
 def tradeoff_plot(table: pd.DataFrame, out_png: str) -> None:
     """General average against domain score: one point per cell, one panel per model, the base model a star;
-    95 % intervals on both axes."""
-    _cell_panels(table, "domain", "general_avg", out_png, "domain score (accuracy)", "general average (accuracy)",
-                 base_marker=True, front=True)
+    95 % intervals on both axes. A table without a domain score (a TRL-format domain without domain.eval) puts
+    the domain loss on the domain axis instead (lower is better; the Pareto front minimises it)."""
+    if has_domain_score(table):
+        _cell_panels(table, "domain", "general_avg", out_png, "domain score (accuracy)", "general average (accuracy)",
+                     base_marker=True, front=True)
+    else:
+        _cell_panels(table, "domain_loss", "general_avg", out_png, DOMAIN_LOSS_LABEL, "general average (accuracy)",
+                     base_marker=True, front=True, lower_x_better=True)
 
 
 def loss_forgetting_plot(table: pd.DataFrame, out_png: str) -> None:

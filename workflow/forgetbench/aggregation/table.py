@@ -7,6 +7,13 @@ base model (`delta_domain`, `delta_domain_loss`, `delta_<task>`, `delta_general`
 byte of the general text) and against `sft` at the same learning rate (`vs_sft_…`), each with `_lo`, `_hi` and
 `_p`, all paired over the same items (forgetbench.aggregation.intervals); the backend, engine and dtype it was
 evaluated with.
+
+The domain score `domain` is the mean of the domain-score tasks' scores (forgetbench.evaluation.tasks
+.domain_score_tasks): the answer-scored `domain` task itself for QA formats, or the `domain.eval` lm-eval tasks,
+each also a column of its own (`domain.<task>`, with its interval, differences and `n_`), resampled like the
+general average (each task on its own items, paired across a model's evaluations; `n_domain` is then the items of
+all of them). Without a domain-score task (a TRL-format domain without `domain.eval`) there is no `domain` column:
+the domain loss is the domain's only measure.
 """
 
 from __future__ import annotations
@@ -20,12 +27,31 @@ import numpy as np
 import pandas as pd
 
 from forgetbench.aggregation import intervals
+from forgetbench.evaluation.tasks import DOMAIN_EVAL_PREFIX
 
 ID_COLUMNS = ["model", "method", "lr", "seed"]
 LOSSES = ["domain_loss", "general_text"]  # lower is better
 # Differences shown in the tables: score -> (vs base, vs sft at the same LR)
 DELTAS = {"domain": ("delta_domain", "vs_sft_domain"), "domain_loss": ("delta_domain_loss", "vs_sft_domain_loss"),
           "general_avg": ("delta_general", "vs_sft_general"), "general_text": ("forgetting", "vs_sft_forgetting")}
+
+
+DEFAULT_DOMAIN = ("domain",)  # domain_score_tasks of a QA-format domain without domain.eval
+
+
+def _domain_columns(domain_tasks) -> tuple[list[str], list[str]]:
+    """(the quantities the domain columns open with, the domain-score tasks among them that are columns of their
+    own): (["domain"], []) for the `domain` task alone, (["domain", "domain.a", ...], ["domain.a", ...]) for
+    domain.eval tasks, ([], []) for none."""
+    tasks = list(domain_tasks)
+    if not tasks:
+        return [], []
+    if tasks == ["domain"]:
+        return ["domain"], []
+    if "domain" in tasks or len(set(tasks)) != len(tasks):
+        raise ValueError(f"domain-score tasks {tasks}: the `domain` task is the domain score on its own, and each "
+                         "task may be named once")
+    return ["domain", *tasks], tasks
 
 
 @dataclass
@@ -50,20 +76,24 @@ def _engine(result: dict) -> dict:
             "dtype": joined(s.get("dtype") for s in settings)}
 
 
-def load_evaluations(metric_paths: list[str | Path], item_paths: list[str | Path], general: list[str]) -> list[Evaluation]:
+def load_evaluations(metric_paths: list[str | Path], item_paths: list[str | Path], general: list[str],
+                     domain_tasks=DEFAULT_DOMAIN) -> list[Evaluation]:
     if len(metric_paths) != len(item_paths):
         raise ValueError(f"{len(metric_paths)} metrics files but {len(item_paths)} items files")
+    opening, own = _domain_columns(domain_tasks)
     evaluations = []
     for path, items_path in zip(metric_paths, item_paths):
         result = json.loads(Path(path).read_text())
         cell, metrics = result["cell"], result["metrics"]
-        missing = [t for t in ["domain", *general] if t not in metrics]
+        missing = [t for t in [*domain_tasks, *general] if t not in metrics]
         if missing:
             raise ValueError(f"{path}: no score for {', '.join(missing)}")
         row = {key: cell[key] for key in ID_COLUMNS}
-        for task in ["domain", "domain_loss", *general, "general_text"]:
+        for task in [*opening, "domain_loss", *general, "general_text"]:
             score = (metrics.get(task) or {}).get("score")
             row[task] = np.nan if score is None else score
+        if own:
+            row["domain"] = float(np.mean([row[t] for t in own]))
         row["general_avg"] = float(np.mean([row[t] for t in general])) if general else np.nan
         row["status"] = result.get("status", "finished")
         truncated = (result.get("training") or {}).get("truncated_responses")
@@ -91,18 +121,22 @@ class ModelResamples:
 
 
 def _resample_model(model: str, evaluations: list[Evaluation], general: list[str], n_resamples: int,
-                    seed: int) -> ModelResamples:
-    tasks = ["domain", "domain_loss", *general, "general_text"]
+                    seed: int, domain_tasks=DEFAULT_DOMAIN) -> ModelResamples:
+    opening, own = _domain_columns(domain_tasks)
+    tasks = [*(own or opening), "domain_loss", *general, "general_text"]
     per_task = {}
-    n_items = {}
+    n_items = {"domain": 0} if own else {}
     for task in tasks:
         scored = [e.items.get(task) for e in evaluations]
         rng = intervals.stable_rng(seed, model, task)
         per_task[task] = intervals.resampled_scores(scored, n_resamples, rng, f"model {model}, task {task}")
         n_items[task] = next((len(s.keys) for s in scored if s is not None), 0)
+    if own:  # the domain score: the mean of its tasks, each resampled on its own items like the general average
+        per_task["domain"] = np.mean([per_task[t] for t in own], axis=0)
+        n_items["domain"] = sum(n_items[t] for t in own)
     general_avg = np.mean([per_task[t] for t in general], axis=0) if general else np.full((n_resamples, len(evaluations)), np.nan)
-    quantities = [*tasks, "general_avg"]
-    resampled = np.stack([per_task[t] for t in tasks] + [general_avg])
+    quantities = [*opening, *tasks[len(own or opening):], "general_avg"]
+    resampled = np.stack([per_task[t] for t in quantities[:-1]] + [general_avg])
     observed = np.array([[e.row[q] for e in evaluations] for q in quantities], dtype=float)
     return ModelResamples(quantities, observed, resampled, n_items)
 
@@ -148,17 +182,18 @@ def _interval_columns(samples: ModelResamples, units: list[list[int]], keys: lis
 
 
 def build_tables(metric_paths, item_paths, general: list[str], n_resamples: int = 1000,
-                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 seed: int = 0, domain_tasks=DEFAULT_DOMAIN) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy table, one row per evaluation; grouped table, one row per model × method × LR with its seeds
-    resampled), both with intervals and paired differences."""
-    evaluations = load_evaluations(metric_paths, item_paths, general)
+    resampled), both with intervals and paired differences. `domain_tasks`: the metric keys whose mean is the
+    domain score (forgetbench.evaluation.tasks.domain_score_tasks); none: no domain score columns."""
+    evaluations = load_evaluations(metric_paths, item_paths, general, domain_tasks)
     tidy, grouped = [], []
     for model in dict.fromkeys(e.row["model"] for e in evaluations):
         mine = [e for e in evaluations if e.row["model"] == model]
         bases = [e for e in mine if e.row["method"] == "base"]
         if len(bases) > 1:
             raise ValueError(f"more than one base evaluation for model {model}")
-        samples = _resample_model(model, mine, general, n_resamples, seed)
+        samples = _resample_model(model, mine, general, n_resamples, seed, domain_tasks)
         rng = intervals.stable_rng(seed, model, "seeds")
         keys = [(e.row["method"], e.row["lr"], e.row["seed"]) for e in mine]
         per_eval = _interval_columns(samples, [[i] for i in range(len(mine))], keys, rng)
@@ -242,18 +277,33 @@ class PaperTable:
     caption: str
 
 
+def display_name(column: str) -> str:
+    """A column's header name: DISPLAY's where it has one, a domain.eval task as `Domain: <its name>`, else the
+    column (an lm-eval task's own name)."""
+    if column.startswith(DOMAIN_EVAL_PREFIX):
+        task = column.removeprefix(DOMAIN_EVAL_PREFIX)
+        return f"Domain: {DISPLAY.get(task, task)}"
+    return DISPLAY.get(column, column)
+
+
 def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | None = None,
-                latex: bool = False) -> PaperTable:
+                latex: bool = False, domain_tasks=DEFAULT_DOMAIN) -> PaperTable:
     """Rows method × LR per model (base first); each score with its 95 % interval, the differences against the
-    base model (and, in the `vs_sft` columns, against sft at the same LR) marked where significant."""
-    scores = ["domain", *general, "general_avg", "domain_loss"]
+    base model (and, in the `vs_sft` columns, against sft at the same LR) marked where significant. The domain
+    score's column is absent without a domain-score task; with several, each also has a column of its own."""
+    opening, own = _domain_columns(domain_tasks) if "domain" in grouped else ([], [])
+    shown_domain = opening if len(own) > 1 else opening[:1]
+    scores = [*shown_domain, *general, "general_avg", "domain_loss"]
     differences = ["delta_general", "forgetting", "delta_domain_loss", "vs_sft_general", "vs_sft_forgetting"]
     if not grouped["vs_sft_general"].notna().any():
         differences = differences[:3]
-    n_items = {t: int(grouped[f"n_{t}"].max()) for t in ["domain", "domain_loss", *general, "general_text"]}
+    counted = [t for t in opening if t != "domain" or not own]  # the mean of several tasks has no one n
+    n_items = {t: int(grouped[f"n_{t}"].max()) for t in [*counted, "domain_loss", *general, "general_text"]}
+    if len(own) == 1:
+        n_items["domain"] = n_items[own[0]]
 
     def header(column):
-        label = DISPLAY.get(column, column)
+        label = display_name(column) + (" avg" if column == "domain" and len(own) > 1 else "")
         task = {"forgetting": "general_text", "delta_domain_loss": "domain_loss"}.get(column, column)
         if task in n_items:
             label += f" (n={n_items[task]}{FEW if n_items[task] < intervals.FEW_ITEMS else ''})"
@@ -283,12 +333,28 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
         f"at the same LR); {MARK}: the interval excludes 0"
         + (" after Holm–Bonferroni correction across this table's comparisons" if correction == "holm"
            else ", per comparison, uncorrected")
-        + f". {FEW}: fewer than {intervals.FEW_ITEMS} items, interval unreliable. Domain loss: per-token NLL of the "
+        + f". {FEW}: fewer than {intervals.FEW_ITEMS} items, interval unreliable. " + _domain_note(own, opening, latex)
+        + "Domain loss: per-token NLL of the "
         "reference responses; forgetting: rise in bits per byte of held-out general text (lower is better for both). "
         + ("Evaluated with MIXED engines or dtypes: " if mixed else "Evaluated with ") + ", ".join(engines) + "."
         + _truncation_note(grouped)
     )
     return PaperTable(pd.DataFrame(rows), caption)
+
+
+def _domain_note(own: list[str], opening: list[str], latex: bool) -> str:
+    """The caption's word on what the domain score is, where it is not the domain's answer accuracy."""
+    if not opening:
+        return ("No domain score is configured (no answers to score and no domain.eval tasks): the domain is "
+                "measured by its loss only. ")
+    if not own:
+        return ""
+    names = ", ".join(t.removeprefix(DOMAIN_EVAL_PREFIX) for t in own)
+    if latex:
+        names = names.replace("_", r"\_")
+    if len(own) == 1:
+        return f"Domain: the primary score of lm-eval task {names}. "
+    return f"Domain avg: the mean of the primary scores of lm-eval tasks {names}, each resampled on its own items. "
 
 
 def _truncation_note(grouped: pd.DataFrame) -> str:
@@ -308,7 +374,8 @@ def to_markdown(table: PaperTable, title: str) -> str:
 
 def to_latex(table: PaperTable, title: str) -> str:
     body = table.frame.copy()
-    body.columns = [c.replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$") for c in body.columns]
+    # lm-eval task names in headers (my_task, leaderboard_bbh) carry underscores, which LaTeX reads as subscripts
+    body.columns = [c.replace("_", r"\_").replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$") for c in body.columns]
     body = body.replace({r"\*$": r"$^{*}$", "†": r"$^\\dagger$"}, regex=True)
     caption = f"{title}. " + table.caption.replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$").replace(
         "%", r"\%").replace(MARK, r"$^{*}$", 1)
