@@ -333,7 +333,7 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
         f"at the same LR); {MARK}: the interval excludes 0"
         + (" after Holm–Bonferroni correction across this table's comparisons" if correction == "holm"
            else ", per comparison, uncorrected")
-        + f". {FEW}: fewer than {intervals.FEW_ITEMS} items, interval unreliable. " + _domain_note(own, opening, latex)
+        + f". {FEW}: fewer than {intervals.FEW_ITEMS} items, interval unreliable. " + _domain_note(own, opening)
         + "Domain loss: per-token NLL of the "
         "reference responses; forgetting: rise in bits per byte of held-out general text (lower is better for both). "
         + ("Evaluated with MIXED engines or dtypes: " if mixed else "Evaluated with ") + ", ".join(engines) + "."
@@ -342,7 +342,7 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
     return PaperTable(pd.DataFrame(rows), caption)
 
 
-def _domain_note(own: list[str], opening: list[str], latex: bool) -> str:
+def _domain_note(own: list[str], opening: list[str]) -> str:
     """The caption's word on what the domain score is, where it is not the domain's answer accuracy."""
     if not opening:
         return ("No domain score is configured (no answers to score and no domain.eval tasks): the domain is "
@@ -350,8 +350,6 @@ def _domain_note(own: list[str], opening: list[str], latex: bool) -> str:
     if not own:
         return ""
     names = ", ".join(t.removeprefix(DOMAIN_EVAL_PREFIX) for t in own)
-    if latex:
-        names = names.replace("_", r"\_")
     if len(own) == 1:
         return f"Domain: the primary score of lm-eval task {names}. "
     return f"Domain avg: the mean of the primary scores of lm-eval tasks {names}, each resampled on its own items. "
@@ -377,7 +375,10 @@ def to_latex(table: PaperTable, title: str) -> str:
     # lm-eval task names in headers (my_task, leaderboard_bbh) carry underscores, which LaTeX reads as subscripts
     body.columns = [c.replace("_", r"\_").replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$") for c in body.columns]
     body = body.replace({r"\*$": r"$^{*}$", "†": r"$^\\dagger$"}, regex=True)
-    caption = f"{title}. " + table.caption.replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$").replace(
+    for column in ("Model", "Method"):  # names may hold underscores too
+        body[column] = body[column].str.replace("_", r"\_", regex=False)
+    # underscores (max_seq_len, lm-eval task names, experiment names) are subscripts to LaTeX outside math
+    caption = f"{title}. {table.caption}".replace("_", r"\_").replace("Δ", r"$\Delta$").replace(FEW, r"$^\dagger$").replace(
         "%", r"\%").replace(MARK, r"$^{*}$", 1)
     return body.to_latex(index=False, caption=caption, label="tab:tradeoff", escape=False,
                          column_format="lll" + "r" * (len(body.columns) - 3))
