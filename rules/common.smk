@@ -8,7 +8,8 @@ from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_no
 from forgetbench.config_inputs import check_inputs
 from forgetbench.config_lengths import check_lengths
 from forgetbench.evaluation.backend import resolve_backend
-from forgetbench.evaluation.tasks import DOMAIN_TASKS, eval_families, tasks_stamp
+from forgetbench.evaluation.tasks import (DOMAIN_TASKS, check_scaling_tasks, config_tasks, domain_score_tasks,
+                                          eval_families, include_paths, tasks_stamp)
 from forgetbench.evaluation.vllm_env import check_vllm_environment
 from forgetbench.job_resources import plan_resources
 from forgetbench.methods import get_method
@@ -20,19 +21,28 @@ RESULTS = f"results/{config['experiment']}"
 check_inputs(config, CONFIG_FILE, RESULTS)
 check_lengths(config, CONFIG_FILE, RESULTS)  # where the tokenizers exist: a refused length costs no job
 DOMAIN = config["domain"]["name"]
+# domain.assistant_turns (messages only) as a params entry where it is set: absent, the params of the jobs that
+# encode the domain data are those of a config without it, so existing results are not rerun.
+DOMAIN_TURNS = {"assistant_turns": config["domain"]["assistant_turns"]} if "assistant_turns" in config["domain"] else {}
 CELLS = cells(config)
 METHOD_FOLDERS = method_folders(config)
 TRAINED = [m for m in config["methods"] if get_method(registry_name(config, m)).kind == "train"]
 POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(registry_name(config, name)).kind == "posthoc"]
-EVAL_FAMILIES = eval_families(config["evaluation"], CONFIG_FILE)
-TASK_STAMPS = {family: tasks_stamp(tasks) for family, tasks in EVAL_FAMILIES.items()}
+EVAL_FAMILIES = eval_families(config["evaluation"], CONFIG_FILE, config["domain"])
+TASK_STAMPS = {family: tasks_stamp(tasks, include_paths(config["evaluation"])) for family, tasks in EVAL_FAMILIES.items()}
 SCALING_RUNS = {(r.model, r.method): r for r in scaling_runs(config)}
-# At each checkpoint: the domain score, the general text (forgetting) and the chosen general tasks.
+# At each checkpoint: the domain score (its tasks, forgetbench.evaluation.tasks.domain_score_tasks: the `domain` task,
+# the domain.eval lm-eval tasks keyed "domain.<task>", or none), the general text (forgetting) and the chosen general
+# tasks. The domain test loss (the fine-tuning loss) is computed beside them (evaluate_checkpoint.py).
+SCALING_DOMAIN = domain_score_tasks(config)
 SCALING_TASKS = {
     **config.get("scaling", {}).get("general", {}),
-    "domain": config["evaluation"]["domain"],
+    **{key: settings for key, settings in config_tasks(config["evaluation"], config["domain"]).items()
+       if key in SCALING_DOMAIN},
     "general_text": config["evaluation"]["forgetting"],
 }
+if SCALING_RUNS:
+    check_scaling_tasks(SCALING_TASKS, include_paths(config["evaluation"]), CONFIG_FILE)
 ENV = "../envs/forgetbench.yaml"
 CUDA_ENV = "../envs/forgetbench-cuda.yaml"
 
@@ -173,6 +183,9 @@ def eval_job(wildcards):
         "gpus": model_gpus(wildcards),
         "backend": EVAL_BACKEND[wildcards.model],
         "tasks_code": TASK_STAMPS[wildcards.family],
+        # only where configured: the default's params (and so its results) stay as they were
+        **({"domain_eval": config["domain"]["eval"]} if config["domain"].get("eval") else {}),
+        **({"domain_max_seq_len": config["training"]["max_seq_len"]} if config["domain"]["format"] == "text" else {}),
     }
 
 

@@ -41,6 +41,7 @@ rule evaluate_checkpoint:
         tasks=SCALING_TASKS,
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
+        **DOMAIN_TURNS,
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
         backend=lambda wc: EVAL_BACKEND[wc.model],
@@ -71,6 +72,7 @@ rule evaluate_base_checkpoint:
         tasks=SCALING_TASKS,
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
+        **DOMAIN_TURNS,
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
         backend=lambda wc: EVAL_BACKEND[wc.model],
@@ -99,8 +101,10 @@ rule aggregate_scaling:
         md=report(f"{RESULTS}/tables/scaling_fits.md", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
         tex=report(f"{RESULTS}/tables/scaling_fits.tex", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
     params:
-        code=code_stamp("forgetbench.scaling.table", "forgetbench.scaling.fits", "forgetbench.scaling.report"),
+        code=code_stamp("forgetbench.scaling.table", "forgetbench.scaling.fits", "forgetbench.scaling.report",
+                        "forgetbench.aggregation.table"),
         general=list(config.get("scaling", {}).get("general", {})),
+        domain=SCALING_DOMAIN,  # the tasks whose mean is the domain score; none: the domain test loss measures it
         n_boot=config.get("scaling", {}).get("n_boot", 200),
     log:
         f"{RESULTS}/logs/aggregate_scaling.log",

@@ -7,6 +7,7 @@ rule score_base:
         stats=f"{RESULTS}/{{model}}/base/train_scores/token_stats.json",
     params:
         fmt=config["domain"]["format"],
+        **DOMAIN_TURNS,
         max_len=config["training"]["max_seq_len"],
         max_truncated_share=config["training"]["max_truncated_share"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],

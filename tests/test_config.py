@@ -215,7 +215,7 @@ def test_bad_model_name_is_rejected(config):
 
 
 @pytest.mark.parametrize("change, text", [
-    (lambda e: e["general"].update(winogrande={}), r"config.yaml: evaluation task 'winogrande' is unknown"),
+    (lambda e: e["general"].update(winogrande={"source": "hub", "limit": 0}), r"-0 is less than the minimum of 1|0 is less than the minimum of 1"),
     (lambda e: e["general"].update(mmlu={}), r"config.yaml: evaluation task 'mmlu' has no offline data"),
     (lambda e: e["general"].update(gsm8k={"num_fewshot": -1}), r"-1 is less than the minimum of 0"),
     (lambda e: e["families"].update(more=["arc_easy"]),
@@ -299,3 +299,12 @@ def test_fsdp_without_gpus_is_refused_when_the_config_is_parsed(config):
         full_check(copy.deepcopy(config))
     config["resources"]["gpu"] = 2
     assert full_check(config)["training"]["strategy"] == "fsdp"  # with GPUs FSDP is allowed
+
+
+def test_an_lm_eval_task_name_passes_the_config_check_as_an_lm_eval_task(config):
+    """Names outside the catalogue are lm-eval's (checked against its index with the inputs, not here)."""
+    from forgetbench.evaluation.tasks import config_tasks, normalize_tasks
+
+    config["evaluation"]["general"]["winogrande"] = {"limit": 8}
+    full_check(config)
+    assert normalize_tasks(config_tasks(config["evaluation"], config["domain"]))["winogrande"]["source"] == "lm-eval"

@@ -122,7 +122,7 @@ def test_choose_backend_never_imports_vllm():
         ({"ifeval": {"num_fewshot": 2}}, "'ifeval' is zero-shot only"),
         ({"domain": {"source": "hub"}}, "'domain' has no hub version"),
         ({"humaneval": {"num_fewshot": 3}}, "zero-shot only"),
-        ({"winogrande": {}}, "'winogrande' is unknown"),
+        ({"winogrande": {"metric": 3}}, "metric must be a name"),
         ({"arc_easy": {"limit": 0}}, "limit must be a positive integer"),
         ({"arc_easy": {"shots": 5}}, "unknown setting"),
         ({"arc_easy": {"version": [1]}}, "version must be a string or number"),

@@ -4,6 +4,7 @@ the extrapolation check, the Pareto front, and the tables and figures drawn from
 from __future__ import annotations
 
 import functools
+import json
 import re
 
 import numpy as np
@@ -274,3 +275,183 @@ def test_scaling_plots_label_forgetting_in_bpb_mark_held_out_cells_and_print_pla
     assert labels == ["fit on all cells", "held out: N > 1.6e+06, fit on the rest"]
     held = predicted.collections[1]
     assert len(held.get_offsets()) == 2 * 6 * 3  # 3 larger N x 6 steps x 2 seeds
+
+
+def write_checkpoint_metrics(folder, domain=("domain",), general=("arc_easy", "piqa")) -> list:
+    """The metrics.json of every checkpoint of a small scaling study, as evaluate_checkpoint writes them: two
+    models, each with its base as step 0, LoRA at 3 ranks and full fine-tuning, 2 seeds, 4 steps; the scores of
+    the `domain` tasks (the domain-score tasks) grow with the steps, 0.1 apart from one task to the next."""
+    rng, domain_rng = np.random.default_rng(7), np.random.default_rng(8)  # the rest the same whatever `domain`
+    runs = [("scaling-lora-r2", 1e5), ("scaling-lora-r8", 4e5), ("scaling-lora-r32", 1.6e6), ("scaling-full", 1e8)]
+    cells = [(model, "base", None, None, 0, 0) for model in ("tiny-a", "tiny-b")]
+    cells += [(model, method, 2e-4, seed, n, step) for model in ("tiny-a", "tiny-b") for method, n in runs
+              for seed in (0, 1) for step in (50, 100, 200, 400)]
+    paths = []
+    for model, method, lr, seed, n, step in cells:
+        f = 0.0 if step == 0 else law(n, step) - law(n, 1) + rng.normal(0, 0.002)
+        metrics = {"general_text": {"score": 1.1 + f, "metric": "bits_per_byte"},
+                   **{t: {"score": 0.5 - 0.3 * f + 0.02 * k + rng.normal(0, 0.003), "metric": "acc"}
+                      for k, t in enumerate(general)},
+                   **{t: {"score": 0.2 + 0.05 * np.log1p(step) + 0.1 * k + domain_rng.normal(0, 0.003), "metric": "acc"}
+                      for k, t in enumerate(domain)}}
+        result = {"metrics": metrics, "settings": {"backend": "hf"},
+                  "cell": {"model": model, "method": method, "registry_name": method, "lr": lr, "seed": seed,
+                           "step": step, "n_params": int(n)},
+                  "ft_loss": 2.0 - 0.08 * np.log1p(step) - 0.02 * np.log10(max(n, 1)) + rng.normal(0, 0.005)}
+        path = folder / f"{model}-{method}-{seed}-{step}.json"
+        path.write_text(json.dumps(result))
+        paths.append(path)
+    return paths
+
+
+def scores_of(paths, task) -> dict:
+    """(model, method, seed, step) -> the task's score in each metrics file."""
+    out = {}
+    for path in paths:
+        result = json.loads(path.read_text())
+        c = result["cell"]
+        out[(c["model"], c["method"], c["seed"], c["step"])] = result["metrics"][task]["score"]
+    return out
+
+
+def test_the_default_scaling_table_keeps_its_columns(tmp_path):
+    from forgetbench.scaling.table import build_scaling_table
+
+    paths = write_checkpoint_metrics(tmp_path)
+    table = build_scaling_table(paths, ["arc_easy", "piqa"])
+    assert list(table.columns) == ["model", "method", "lr", "seed", "n_params", "step", "general_text", "ft_loss",
+                                   "domain", "arc_easy", "piqa", "general_avg", "forgetting"]
+    assert table.equals(build_scaling_table(paths, ["arc_easy", "piqa"], ["domain"]))
+    domain = scores_of(paths, "domain")
+    row = table[(table["model"] == "tiny-b") & (table["method"] == "scaling-lora-r8") & (table["seed"] == 1)
+                & (table["step"] == 200)].iloc[0]
+    assert row["domain"] == domain[("tiny-b", "scaling-lora-r8", 1, 200)]
+
+
+def test_scaling_table_with_domain_eval_tasks_as_the_domain_score(tmp_path):
+    from forgetbench.scaling.table import build_scaling_table
+
+    general = ["arc_easy"]
+    one = write_checkpoint_metrics(tmp_path, domain=("domain.my_task",), general=general)
+    table = build_scaling_table(one, general, ["domain.my_task"])
+    assert list(table.columns)[8:11] == ["domain", "domain.my_task", "arc_easy"]
+    mine = scores_of(one, "domain.my_task")
+    for _, r in table.iterrows():
+        key = (r["model"], "base" if r["step"] == 0 else r["method"], None if r["step"] == 0 else r["seed"], r["step"])
+        assert r["domain"] == r["domain.my_task"] == mine[key]
+    # two tasks: the domain score is their mean at each checkpoint
+    (tmp_path / "two").mkdir()
+    two = write_checkpoint_metrics(tmp_path / "two", domain=("domain.my_task", "domain.gsm8k"), general=general)
+    both = build_scaling_table(two, general, ["domain.my_task", "domain.gsm8k"])
+    a, b = scores_of(two, "domain.my_task"), scores_of(two, "domain.gsm8k")
+    r = both[(both["model"] == "tiny-a") & (both["method"] == "scaling-full") & (both["seed"] == 0)
+             & (both["step"] == 400)].iloc[0]
+    key = ("tiny-a", "scaling-full", 0, 400)
+    assert r["domain"] == pytest.approx((a[key] + b[key]) / 2)
+    assert r["domain.gsm8k"] - r["domain.my_task"] == pytest.approx(0.1, abs=0.02)
+    with pytest.raises(ValueError, match=r"no score for domain\.other$"):
+        build_scaling_table(one, general, ["domain.other"])
+    # the fits do not read the domain score: the same as the default's on the same checkpoints
+    default = build_scaling_table(write_checkpoint_metrics(tmp_path / "two", general=general), general)
+    assert fit_table(both, n_boot=5).equals(fit_table(default, n_boot=5))
+
+
+def test_scaling_without_a_domain_score_plots_the_domain_loss(tmp_path, monkeypatch):
+    from forgetbench.scaling import learning_vs_forgetting_axes, plot_learning_vs_forgetting, report
+    from forgetbench.scaling.table import build_scaling_table
+
+    paths = write_checkpoint_metrics(tmp_path, domain=(), general=())
+    table = build_scaling_table(paths, [], [])
+    assert "domain" not in table and table["general_avg"].isna().all()
+    table.to_csv(tmp_path / "scaling.csv", index=False)
+    table = pd.read_csv(tmp_path / "scaling.csv")
+    fits = fit_table(table, n_boot=5)
+    assert set(fits["law"]) == {"linear", "power_law", "power_law_holdout"}
+    assert learning_vs_forgetting_axes(table) == ("ft_loss", "retained")
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, out: figures.append(fig))
+    plot_learning_vs_forgetting(table, "unused.png")
+    ax = figures[0].axes[0]
+    assert ax.get_xlabel() == "domain test loss (nats/token; lower is better)"
+    assert ax.get_ylabel() == "−forgetting (−Δ bpb of general text; higher = less forgotten)"
+    assert ax.get_title() == "tiny-a"
+    curves = {line.get_label(): line for line in ax.get_lines()}
+    run = table[(table["model"] == "tiny-a") & (table["method"] == "scaling-lora-r8")]
+    mean = run.groupby("step")[["ft_loss", "forgetting"]].mean()
+    np.testing.assert_allclose(curves["scaling-lora-r8 lr=0.0002"].get_xdata(), mean["ft_loss"])
+    np.testing.assert_allclose(curves["scaling-lora-r8 lr=0.0002"].get_ydata(), -mean["forgetting"])
+    # the Pareto front minimises the loss: its lowest-loss checkpoint is on it, the base (highest loss, no
+    # forgetting) too, and nothing on it is beaten in both
+    front = curves["Pareto front"]
+    part = table[table["model"] == "tiny-a"]
+    xs, ys = np.asarray(front.get_xdata()), np.asarray(front.get_ydata())
+    assert xs.min() == part["ft_loss"].min() and ys.max() == -part["forgetting"].min() == 0
+    assert list(xs) == sorted(xs)
+    for x, y in zip(xs, ys):
+        assert not ((part["ft_loss"] < x) & (-part["forgetting"] > y)).any()
+    # with general tasks, only the vertical axis changes
+    (tmp_path / "g").mkdir()
+    with_general = build_scaling_table(write_checkpoint_metrics(tmp_path / "g", domain=()), ["arc_easy", "piqa"], [])
+    assert learning_vs_forgetting_axes(with_general) == ("ft_loss", "general_avg")
+
+
+def test_dry_run_of_a_scaling_study_on_a_text_domain(tmp_path, tiny_model_dir):
+    """A TRL `text` domain (no answers, no domain.eval: no domain score) plans the scaling study as the default
+    does: its checkpoints evaluated (the domain test loss beside the general text), the table and the plots."""
+    import yaml
+    from test_workflow import REPO, job_counts, smoke_config, snakemake
+
+    data = tmp_path / "notes"
+    data.mkdir()
+    for split, n in (("train", 12), ("test", 4)):
+        (data / f"{split}.jsonl").write_text("".join(
+            json.dumps({"id": f"{split}-{i}", "text": f"Note {split} {i}: the patient was seen on day {i}."}) + "\n"
+            for i in range(n)))
+    path = smoke_config(tmp_path, tiny_model_dir)
+    config = yaml.safe_load(path.read_text())
+    config["domain"] = {"name": "notes", "source": "local", "format": "text", "path": str(data / "train.jsonl"),
+                        "test_path": str(data / "test.jsonl")}
+    del config["evaluation"]["domain"]
+    config["evaluation"]["families"]["domain"] = ["domain_loss"]
+    path.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    work.mkdir()
+    result = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(path),
+                       "--directory", str(work))
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    # 2 LoRA ranks and full fine-tuning, checkpoints at 2 steps, the base as step 0
+    assert (counts["train_scaling"], counts["evaluate_checkpoint"], counts["evaluate_base_checkpoint"]) == (3, 6, 1)
+    assert counts["aggregate_scaling"] == counts["plot_scaling"] == 1
+
+
+@pytest.mark.parametrize("domain", [(), ("domain.my_task",)])
+def test_the_scaling_rule_scripts_with_any_domain_score(tmp_path, domain):
+    """aggregate_scaling.py and plot_scaling.py as their rules run them (params.domain from domain_score_tasks):
+    the domain score column is the domain.eval task's, or absent and the learning-vs-forgetting figure drawn on
+    the domain test loss."""
+    import runpy
+    from types import SimpleNamespace
+
+    from conftest import REPO
+
+    (tmp_path / "m").mkdir()
+    paths = write_checkpoint_metrics(tmp_path / "m", domain=domain, general=("arc_easy",))
+    out = {name: str(tmp_path / name) for name in ("scaling.csv", "fits.csv", "fits.md", "fits.tex", "steps.png",
+                                                    "ft_loss.png", "predicted.png", "curves.png")}
+    aggregate = SimpleNamespace(
+        input=SimpleNamespace(metrics=[str(p) for p in paths]), log=[str(tmp_path / "aggregate.log")],
+        output=SimpleNamespace(table=out["scaling.csv"], fits=out["fits.csv"], md=out["fits.md"], tex=out["fits.tex"]),
+        params=SimpleNamespace(general=["arc_easy"], n_boot=5, domain=list(domain)))
+    runpy.run_path(str(REPO / "workflow/scripts/aggregate_scaling.py"), init_globals={"snakemake": aggregate})
+    table = pd.read_csv(out["scaling.csv"])
+    assert ("domain" in table) == bool(domain)
+    if domain:
+        np.testing.assert_array_equal(table["domain"], table["domain.my_task"])
+    plot = SimpleNamespace(
+        input=SimpleNamespace(table=out["scaling.csv"], fits=out["fits.csv"]), log=[str(tmp_path / "plot.log")],
+        output=SimpleNamespace(steps=out["steps.png"], ft_loss=out["ft_loss.png"], predicted=out["predicted.png"],
+                               curves=out["curves.png"]))
+    runpy.run_path(str(REPO / "workflow/scripts/plot_scaling.py"), init_globals={"snakemake": plot})
+    for name in ("steps.png", "ft_loss.png", "predicted.png", "curves.png"):
+        assert is_png(tmp_path / name), name

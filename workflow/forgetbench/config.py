@@ -308,7 +308,7 @@ def check_config(config: dict, schema: dict, where: str = "config") -> None:
     check_scaling(config, where)
     check_training(config, where)
     check_general_suite(config, where)
-    check_evaluation(config["evaluation"], where)
+    check_evaluation(config["evaluation"], where, config["domain"])
 
 
 def load_schema(path: str) -> dict:

@@ -101,6 +101,10 @@ def resolve_paths(config: dict, config_file: str | Path) -> None:
     for section, key in RELATIVE_PATHS:
         if isinstance(config.get(section), dict) and key in config[section]:
             config[section][key] = resolved(config[section][key])
+    evaluation = config.get("evaluation")
+    if isinstance(evaluation, dict) and evaluation.get("include_path"):
+        paths = evaluation["include_path"]
+        evaluation["include_path"] = [resolved(p) for p in paths] if isinstance(paths, list) else resolved(paths)
     for model in (config.get("models") or {}).values():
         if isinstance(model, dict) and model.get("source") == "local" and "path" in model:
             model["path"] = resolved(model["path"])

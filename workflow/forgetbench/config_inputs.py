@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from forgetbench.errors import ConfigError
-from forgetbench.evaluation.tasks import OFFLINE, TASKS_DIR, config_tasks
+from forgetbench.evaluation.tasks import OFFLINE, SPECS, TASKS_DIR, base_name, check_lm_eval_tasks, config_key, config_tasks
 from forgetbench.hub_cache import dataset_cached, offline_env
 
 # The linear layers of common decoder architectures by config.json `model_type`: what LoRA's target_modules can
@@ -29,8 +29,7 @@ LINEAR_MODULES = {
 }
 # few-shot exemplars of offline tasks whose pool is an official split (the others draw from the records left
 # out of the evaluated subset)
-FEWSHOT_POOLS = {"arc_easy": "arc_easy_validation", "gsm8k": "gsm8k_fewshot", "humaneval": None, "ifeval": None,
-                 "general_text": None}
+FEWSHOT_POOLS = {name: spec.fewshot_pool for name, spec in SPECS.items() if spec.fewshot_pool != "rest"}
 VERSION = re.compile(r"^metadata:\s*\n(?:\s+.*\n)*?\s+version:\s*(\S+)", re.M)
 
 
@@ -40,6 +39,7 @@ def check_inputs(config: dict, where: str, results_dir: str | Path) -> None:
     check_lora_targets(config, where, results_dir)
     check_domain_inputs(config, where)
     check_task_data(config, where)
+    check_lm_eval_tasks(config["evaluation"], config["domain"], where)
 
 
 def _model_identity(cfg: dict):
@@ -149,6 +149,11 @@ def check_domain_inputs(config: dict, where: str) -> None:
                 raise ConfigError(f"{where}: domain: hub dataset '{hub_id}' is not in the local cache and HF_HUB_OFFLINE "
                                   f"is set: `python -c \"import datasets; datasets.load_dataset('{hub_id}')\"` once "
                                   f"with network access")
+    if domain["source"] == "hub" and offline_env() and domain.get("dataset") is None and domain.get("hub_id") \
+            and not dataset_cached(domain["hub_id"]):  # a TRL format's generic hub dataset
+        raise ConfigError(f"{where}: domain: hub dataset '{domain['hub_id']}' is not in the local cache and "
+                          f"HF_HUB_OFFLINE is set: `python -c \"import datasets; datasets.load_dataset("
+                          f"'{domain['hub_id']}')\"` once with network access")
     size = domain_test_size(domain)
     limit = (config["evaluation"].get("domain") or {}).get("limit")
     if size is not None and limit is not None and limit > size:
@@ -168,12 +173,11 @@ def check_task_data(config: dict, where: str) -> None:
     task's version."""
     from forgetbench.evaluation.general_data import COUNTS
 
-    sections = {**{t: "general" for t in config["evaluation"].get("general") or {}}, "general_text": "forgetting"}
-    for name, settings in config_tasks(config["evaluation"]).items():
-        settings = settings or {}
+    for key_name, settings in config_tasks(config["evaluation"], config["domain"]).items():
+        settings, name = settings or {}, base_name(key_name)
         if (settings.get("source") or "offline") != "offline" or name not in COUNTS:
             continue
-        key = f"{where}: evaluation.{sections[name]}" + (f".{name}" if sections[name] == "general" else "")
+        key = f"{where}: {config_key(key_name)}"
         limit, shots = settings.get("limit"), settings.get("num_fewshot") or 0
         if limit is not None and limit > COUNTS[name]:
             raise ConfigError(f"{key}.limit: {limit} is more than the {COUNTS[name]} items task '{name}' has")

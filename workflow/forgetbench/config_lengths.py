@@ -71,7 +71,7 @@ def _data_fingerprint(domain: dict) -> list | None:
 
         spec = HUB_DATASETS.get(domain.get("dataset"))
         ids = {domain.get("hub_id") or spec.hub_id, domain.get("test_hub_id") or spec.test_hub_id or spec.hub_id} \
-            if spec else set()
+            if spec else {domain["hub_id"]} if domain.get("hub_id") else set()  # a TRL format reads any hub_id
         return sorted(ids) if ids and all(dataset_cached(i) for i in ids) else None
     return None
 
@@ -82,6 +82,7 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
     evaluated test references longer than max_gen_toks; None where the records themselves are bad."""
     from transformers import AutoTokenizer
 
+    from forgetbench.data.formats import has_answers
     from forgetbench.data.sources import load_domain
     from forgetbench.evaluation.runner import references_beyond_max_gen_toks
     from forgetbench.training.tokenize import encode_records, uses_chat_template
@@ -92,10 +93,11 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
         return None  # a problem in the records themselves: prepare_domain reports it, naming the record
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     chat = uses_chat_template(tokenizer, chat_template)
-    encoded = encode_records(tokenizer, train, domain.get("format", "label"), max_len, chat)
+    fmt = domain.get("format", "label")
+    encoded = encode_records(tokenizer, train, fmt, max_len, chat, domain.get("assistant_turns", "all"))
     out = {"records": encoded.records, "truncated": len(encoded.truncated), "longest": encoded.longest,
            "summary": encoded.summary()}
-    if max_gen_toks:
+    if max_gen_toks and has_answers(fmt):  # generated answers exist for the QA formats only
         out["gen"] = references_beyond_max_gen_toks(tokenizer, test, domain.get("format", "label"), eval_limit,
                                                     eval_seed, max_gen_toks)
     return out
@@ -104,7 +106,7 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
 def _domain_max_gen_toks(config: dict) -> int | None:
     from forgetbench.evaluation.tasks import DOMAIN_MAX_GEN_TOKS, config_tasks
 
-    tasks = config_tasks(config["evaluation"])
+    tasks = config_tasks(config["evaluation"], config["domain"])
     if "domain" not in tasks:
         return None
     settings = tasks["domain"] or {}

@@ -12,7 +12,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
     from forgetbench.scaling.table import build_scaling_table
 
     out, params = snakemake.output, snakemake.params  # noqa: F821
-    table = build_scaling_table(snakemake.input.metrics, params.general)  # noqa: F821
+    # params.domain: the tasks whose mean is the domain score (none: the domain test loss is then its measure)
+    table = build_scaling_table(snakemake.input.metrics, params.general, params.domain)  # noqa: F821
     with atomic_path(out.table) as tmp:
         table.to_csv(tmp, index=False)
     fits = fit_table(table, by=("model",), n_boot=params.n_boot, seed=0)

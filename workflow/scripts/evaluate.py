@@ -19,7 +19,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
 
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
     settings, job = params.evaluation, params.job
-    every_task = config_tasks(settings)
+    every_task = config_tasks(settings, {"format": params.domain_format, "eval": job.get("domain_eval")})
     vllm = vllm_settings(settings["vllm"], job["gpus"])
     tasks = {name: every_task[name] for name in job["tasks"]}
     # A LoRA cell holds only its adapter, evaluated on top of the base model; a full fine-tune holds all weights.
@@ -48,6 +48,10 @@ with log_to(snakemake.log[0]):  # noqa: F821
         options = dict(backend=job["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
                        dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
                        domain_format=params.domain_format, chat_template=job["chat_template"])
+        if settings.get("include_path"):
+            options["include_path"] = settings["include_path"]
+        if job.get("domain_max_seq_len"):  # a text domain's loss scores each document's first training window
+            options["domain_max_seq_len"] = job["domain_max_seq_len"]
         cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
                                data_files=[domain_test], tasks=tasks, **options)
         kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=tasks, adapter_dir=adapter_dir,  # noqa: F821

@@ -30,7 +30,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
             model_dir = str(checkpoint)
         n_params = json.loads(Path(inputs.run).read_text())["trainable_params"]
     ft_loss = domain_loss(model_dir, inputs.domain_test, params.domain_format, params.max_len, params.chat_template,
-                          adapter_dir=adapter_dir, batch_size=settings["batch_size"])
+                          adapter_dir=adapter_dir, batch_size=settings["batch_size"],
+                          assistant_turns=getattr(params, "assistant_turns", "all"))  # given for messages only
     print(f"domain test loss {ft_loss:.4f}", flush=True)
     identity = {**params.identity, "n_params": n_params}
     vllm = vllm_settings(settings["vllm"], params.gpus)
@@ -39,5 +40,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
                   seed=settings["seed"], dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
                   domain_test_path=inputs.domain_test, domain_format=params.domain_format,
                   chat_template=params.chat_template)
+    if settings.get("include_path"):  # the folders of lm-eval tasks named by their lm-eval name (domain.eval, general)
+        kwargs["include_path"] = settings["include_path"]
     run({"kwargs": kwargs, "extra": {"cell": identity, "ft_loss": ft_loss}, "provenance": {**identity, "evaluation": settings}},
         params.backend, snakemake.threads, params.gpus, job=f"rule {snakemake.rule} ({snakemake.output[0]})")  # noqa: F821

@@ -11,9 +11,9 @@ with log_to(snakemake.log[0]):  # noqa: F821
     import pandas as pd
 
     from forgetbench.scaling.report import (
-        plot_domain_vs_general,
         plot_forgetting_vs_ft_loss,
         plot_forgetting_vs_steps,
+        plot_learning_vs_forgetting,
         plot_observed_vs_predicted,
     )
 
@@ -23,7 +23,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
     plot_forgetting_vs_steps(table, fits, out.steps)
     plot_forgetting_vs_ft_loss(table, fits, out.ft_loss)
     plot_observed_vs_predicted(table, fits, out.predicted)
-    # Without general benchmarks at the checkpoints, the general axis is the negated forgetting.
-    general = "general_avg" if table["general_avg"].notna().any() else "retained"
-    table["retained"] = -table["forgetting"]
-    plot_domain_vs_general(table, out.curves, x="domain", y=general)
+    # Without a domain score (a domain measured by its loss only) the domain axis is the domain test loss; without
+    # general benchmarks at the checkpoints the general axis is the negated forgetting.
+    plot_learning_vs_forgetting(table, out.curves)

@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
     p = snakemake.params  # noqa: F821
     score_with_base(snakemake.input.model, snakemake.input.train, p.fmt, p.max_len, p.chat_template,  # noqa: F821
                     snakemake.output.losses, snakemake.output.stats, batch_size=p.batch_size,  # noqa: F821
-                    max_truncated_share=p.max_truncated_share)
+                    max_truncated_share=p.max_truncated_share,
+                    assistant_turns=getattr(p, "assistant_turns", "all"))  # given for messages only

@@ -80,24 +80,33 @@ def domain_path(path: str | Path) -> Path:
 
 
 def _domain_records(name: str, settings: dict) -> list[dict]:
-    from forgetbench.data.records import read_jsonl, validate_records
+    from forgetbench.data.formats import TRL_FORMATS
+    from forgetbench.data.records import read_jsonl, validate_records, validate_trl_records
 
     if not settings.get("path"):
         raise ConfigError(f"task '{name}': no domain test set given (evaluate(..., domain_test_path=...))")
     path = domain_path(settings["path"])
     records = read_jsonl(path)
-    validate_records(records, str(path))
+    fmt = settings.get("format", "label")
+    if fmt in TRL_FORMATS:
+        validate_trl_records(records, fmt, str(path))
+    else:
+        validate_records(records, str(path))
     return records
 
 
 def domain(**kwargs):
     """The domain test set. Each doc carries the prompt text (built here, where the format is known) and the
     whole record as JSON, so scoring sees exactly the record and Arrow never has to type mixed values."""
+    from forgetbench.data.formats import has_answers
     from forgetbench.data.prompts import build_prompt
 
     settings = _settings("domain", kwargs)
-    records = _domain_records("domain", settings)
     fmt = settings.get("format", "label")
+    if not has_answers(fmt):
+        raise ConfigError(f"task 'domain': domain.format '{fmt}' carries no answers to score: the domain task needs "
+                          f"format cot or label (score a TRL format with domain_loss or domain.eval)")
+    records = _domain_records("domain", settings)
     docs = [
         {
             "id": r["id"],
@@ -117,6 +126,7 @@ def domain_loss(**kwargs):
     summed log-likelihood), so the task's loss is per token, like the fine-tuning loss."""
     from transformers import AutoTokenizer
 
+    from forgetbench.data.formats import TRL_FORMATS
     from forgetbench.data.prompts import build_prompt, build_response
 
     settings = _settings("domain_loss", kwargs)
@@ -125,9 +135,48 @@ def domain_loss(**kwargs):
     if not settings.get("tokenizer"):
         raise ConfigError("task 'domain_loss': no tokenizer given (the runner passes the model's)")
     tokenizer = AutoTokenizer.from_pretrained(settings["tokenizer"])
+    if fmt in TRL_FORMATS:
+        return _dataset("domain_loss", [_trl_loss_doc(tokenizer, r, fmt, settings) for r in records], kwargs, pool=[])
     docs = []
     for r in records:
         response = ("" if settings.get("chat") else "\n") + build_response(r, fmt)
         docs.append({"id": r["id"], "prompt_text": build_prompt(r, fmt), "response": response,
                      "n_tokens": len(tokenizer(response, add_special_tokens=False)["input_ids"])})
     return _dataset("domain_loss", docs, kwargs, pool=[])
+
+
+def _trl_loss_doc(tokenizer, record: dict, fmt: str, settings: dict) -> dict:
+    """A held-out TRL-format record as training renders it (forgetbench.training.tokenize; the chat template
+    applied here, so the runner evaluates these docs with apply_chat_template=False):
+    - messages, prompt_completion: one item per record, its last assistant turn (a string completion) scored
+      after the conversation up to it; the plain forms' EOS is part of the continuation, as it is trained;
+    - text: the document's first training window (max_seq_len tokens, `max_seq_len` in the settings) after an
+      empty context (lm-eval conditions on its prefix token, BOS or EOS, in place of the tokenizer's BOS).
+    lm-eval moves a context's trailing whitespace into the continuation; it is moved here already, so that
+    `n_tokens` counts the tokens that are scored."""
+    from forgetbench.training.tokenize import last_turn
+
+    if fmt == "text":
+        context, continuation = "", _first_window(tokenizer, record, settings)
+    else:
+        context, continuation = last_turn(tokenizer, record, fmt, bool(settings.get("chat")))
+    stripped = context.rstrip()
+    context, continuation = stripped, context[len(stripped):] + continuation
+    return {"id": record["id"], "prompt_text": context, "response": continuation,
+            "n_tokens": len(tokenizer(continuation, add_special_tokens=False)["input_ids"])}
+
+
+def _first_window(tokenizer, record: dict, settings: dict) -> str:
+    """The text of a document's first training window (forgetbench.training.tokenize.windows), EOS written as
+    text where the whole document fits."""
+    from forgetbench.training.tokenize import text_ids, windows
+
+    if not settings.get("max_seq_len"):
+        raise ConfigError("task 'domain_loss': format 'text' needs max_seq_len (training.max_seq_len: the windows "
+                          "training cuts documents into)")
+    tokens = text_ids(tokenizer, record)
+    _, stop = windows(len(tokens), int(settings["max_seq_len"]))[0]
+    if stop == len(tokens):
+        return record["text"] + tokenizer.eos_token
+    enc = tokenizer(record["text"], return_offsets_mapping=True)
+    return record["text"][:enc["offset_mapping"][stop - 1][1]]

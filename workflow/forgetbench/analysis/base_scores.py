@@ -77,29 +77,31 @@ def score_records(model, tokenizer, encoded: Encoded, batch_size: int = 8) -> tu
 
 def score_with_base(model_dir: str, train_jsonl: str, fmt: str, max_len: int, chat_template: str,
                     out_losses: str, out_stats: str, batch_size: int = 8,
-                    max_truncated_share: float = DEFAULT_MAX_TRUNCATED_SHARE) -> dict:
+                    max_truncated_share: float = DEFAULT_MAX_TRUNCATED_SHARE, assistant_turns: str = "all") -> dict:
     """θ₀'s scores of the training examples exactly as training encodes them; the data that training would
     refuse for cut responses is refused here too, before the model loads (this job is the first with both the
     tokenizer and the data)."""
     tokenizer = load_tokenizer(model_dir)
     chat = uses_chat_template(tokenizer, chat_template)
-    encoded = encode_records(tokenizer, read_jsonl(train_jsonl), fmt, max_len, chat)
+    encoded = encode_records(tokenizer, read_jsonl(train_jsonl), fmt, max_len, chat, assistant_turns)
     encoded.check(max_truncated_share, train_jsonl)
     model = load_weights(model_dir)
     rows, probs = score_records(model, tokenizer, encoded, batch_size)
     stats = token_statistics(probs)
     write_jsonl(out_losses, rows)
     write_json(out_stats, {"model_dir": model_dir, "format": fmt, "chat_template": chat,
-                           "truncated_responses": len(encoded.truncated), "truncated_share": encoded.share, **stats})
+                           "truncated_responses": len(encoded.truncated), "truncated_share": encoded.share,
+                           **({"split_documents": encoded.split_documents, "windows": encoded.windows}
+                              if encoded.chunked else {}), **stats})
     return stats
 
 
 def domain_loss(model_dir: str, test_jsonl: str, fmt: str, max_len: int, chat_template: str,
-                adapter_dir: str | None = None, batch_size: int = 8) -> float:
+                adapter_dir: str | None = None, batch_size: int = 8, assistant_turns: str = "all") -> float:
     """The fine-tuning loss on the domain's test split: the token-mean cross-entropy of the gold responses."""
     tokenizer, model = load_tokenizer(model_dir), load_weights(model_dir, adapter_dir)
     chat = uses_chat_template(tokenizer, chat_template)
-    encoded = encode_records(tokenizer, read_jsonl(test_jsonl), fmt, max_len, chat)
+    encoded = encode_records(tokenizer, read_jsonl(test_jsonl), fmt, max_len, chat, assistant_turns)
     rows, _ = score_records(model, tokenizer, encoded, batch_size)
     tokens = sum(r["tokens"] for r in rows)
     return sum(r["mean_loss"] * r["tokens"] for r in rows) / tokens

@@ -81,6 +81,27 @@ def validate_records(records: list, where: str) -> None:
         seen[rec["id"]] = i
 
 
+def validate_trl_records(records: list, fmt: str, where: str) -> None:
+    """validate_records for a TRL format's canonical records (forgetbench.data.formats): one ConfigError line
+    naming `where`, the record and the field."""
+    from forgetbench.data.formats import record_problem
+
+    if not records:
+        raise ConfigError(f"{where}: no records (empty dataset)")
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise ConfigError(f"{where}: record {i} is a {type(rec).__name__}, expected an object")
+        if not isinstance(rec.get("id"), str) or not rec["id"].strip():
+            raise ConfigError(f"{where}: {_name(i, rec)}: missing or empty 'id'")
+        problem = record_problem(rec, fmt)
+        if problem:
+            raise ConfigError(f"{where}: {_name(i, rec)}: {problem}")
+        if rec["id"] in seen:
+            raise ConfigError(f"{where}: duplicate id '{rec['id']}' (records {seen[rec['id']]} and {i})")
+        seen[rec["id"]] = i
+
+
 def answer_outside_bounds(rec: dict) -> str | None:
     """Why a decimal record's own answer falls outside its [lower, upper], or None: scoring accepts only
     predictions inside the bounds, so such an item scores 0 for every model, the correct ones included."""
@@ -100,11 +121,16 @@ def normalize_prompt(text: str) -> str:
     return " ".join(str(text).lower().split())
 
 
-def check_no_overlap(train: list[dict], test: list[dict], where: str) -> None:
+def _prompt(record: dict) -> str:
+    return record["prompt"]
+
+
+def check_no_overlap(train: list[dict], test: list[dict], where: str, key=_prompt) -> None:
     """Raise ConfigError when a test prompt also appears (normalised) in the training set: it would leak; or
-    when an id names a record in each split (an id names one record of the dataset)."""
-    seen = {normalize_prompt(r["prompt"]): r["id"] for r in train}
-    clashes = [(r["id"], seen[key]) for r in test if (key := normalize_prompt(r["prompt"])) in seen]
+    when an id names a record in each split (an id names one record of the dataset). `key` gives a record's
+    prompt (a TRL format's: forgetbench.data.formats.overlap_key)."""
+    seen = {normalize_prompt(key(r)): r["id"] for r in train}
+    clashes = [(r["id"], seen[k]) for r in test if (k := normalize_prompt(key(r))) in seen]
     if clashes:
         test_id, train_id = clashes[0]
         raise ConfigError(
@@ -118,14 +144,16 @@ def check_no_overlap(train: list[dict], test: list[dict], where: str) -> None:
                           f"({len(both)} such id(s)): give each record its own id")
 
 
-def split_records(records: list[dict], test_fraction: float, seed: int, where: str) -> tuple[list[dict], list[dict]]:
+def split_records(records: list[dict], test_fraction: float, seed: int, where: str,
+                  key=_prompt) -> tuple[list[dict], list[dict]]:
     """Seeded train/test split that keeps records with the same (normalised) prompt on the same side,
-    so that duplicates in the source cannot leak into the test set; each side keeps the source order."""
+    so that duplicates in the source cannot leak into the test set; each side keeps the source order.
+    `key` gives what groups records (a TRL format's: forgetbench.data.formats.group_key)."""
     if not 0 < float(test_fraction) < 1:
         raise ConfigError(f"{where}: test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
     groups: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
-        groups.setdefault(normalize_prompt(rec["prompt"]), []).append(i)
+        groups.setdefault(normalize_prompt(key(rec)), []).append(i)
     keys = list(groups)
     random.Random(seed).shuffle(keys)
     n_test_groups = round(len(keys) * float(test_fraction))

@@ -3,12 +3,18 @@
 Sources (`domain.source`):
 - medcalc_synth: generated offline from the MedCalc-Bench calculators (forgetbench.data.medcalc_synth);
   keys n_train, n_test, seed, calculators (optional list).
-- local: a .jsonl or .parquet file (`path`), with `test_path` or else a seeded `test_fraction` split;
-  `fields` maps canonical names to the file's columns; `answer_type` sets one type for every record;
-  `limit_train` / `limit_test` keep a seeded subset.
+- local: a .jsonl, .json (an array of objects, or JSON lines) or .parquet file (`path`), with `test_path` or
+  else a seeded `test_fraction` split; `fields` maps canonical names to the file's columns; `answer_type` sets
+  one type for every record; `limit_train` / `limit_test` keep a seeded subset.
 - hub: a known Hugging Face dataset (`dataset`: medcalc_bench, metamathqa, esci) read with
   `datasets.load_dataset`, its real columns mapped by the plain `from_*_row` functions below; `hub_id`
   (and `test_hub_id`) override where it is read from; `limit_train` / `limit_test` keep a seeded subset.
+
+TRL formats (`format`: messages, prompt_completion, text; forgetbench.data.formats) read any dataset: `local`
+as above, or `hub` with `hub_id` (any dataset id), optional `config`, `split` (default train) and `test_split`
+or else `test_fraction`, `fields` mapping the format's fields (and `id`) to columns. Each row is checked when the
+data is prepared (roles, turn order, empty content, a missing field, a row of another format) and refused in one
+line naming the file or dataset split, the row (counted from 0) and the field.
 
 Every error is a one-line ConfigError naming the domain and the key, file, column or row at fault.
 """
@@ -24,20 +30,28 @@ from typing import Callable
 
 from forgetbench.atomic import write_jsonl
 from forgetbench.data import medcalc_synth
-from forgetbench.data.prompts import FORMATS, medcalc_task
+from forgetbench.data.formats import (
+    ASSISTANT_TURNS, FORMATS, TRL_FIELDS, TRL_FORMATS, group_key, overlap_key, record_problem, row_format,
+)
+from forgetbench.data.prompts import medcalc_task
 from forgetbench.data.records import (
     ANSWER_TYPES, answer_outside_bounds, check_no_overlap, make_record, normalize_prompt, read_jsonl, split_records,
-    subsample, validate_records,
+    subsample, validate_records, validate_trl_records,
 )
 from forgetbench.errors import ConfigError
 from forgetbench.hub_cache import offline_env
 
 SOURCES = ("medcalc_synth", "local", "hub")
-_COMMON_KEYS = {"name", "source", "format"}
+_COMMON_KEYS = {"name", "source", "format", "eval"}
 _KEYS = {
     "medcalc_synth": {"n_train", "n_test", "seed", "calculators"},
     "local": {"path", "test_path", "test_fraction", "seed", "fields", "answer_type", "limit_train", "limit_test"},
     "hub": {"dataset", "hub_id", "test_hub_id", "seed", "limit_train", "limit_test", "locale"},
+}
+# The keys of the TRL formats per source (medcalc_synth makes QA records only); `assistant_turns`: messages only.
+_TRL_KEYS = {
+    "local": {"path", "test_path", "test_fraction", "seed", "fields", "limit_train", "limit_test"},
+    "hub": {"hub_id", "config", "split", "test_split", "test_fraction", "seed", "fields", "limit_train", "limit_test"},
 }
 _FIELD_NAMES = ("id", "prompt", "answer", "rationale", "answer_type", "lower", "upper", "source")
 _NUM_RE = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
@@ -50,14 +64,47 @@ def _where(cfg: dict) -> str:
     return f"domain '{cfg.get('name', '?')}'"
 
 
+def _allowed_keys(source: str, fmt: str) -> set:
+    if fmt not in TRL_FORMATS:
+        return _COMMON_KEYS | _KEYS[source]
+    return _COMMON_KEYS | _TRL_KEYS[source] | ({"assistant_turns"} if fmt == "messages" else set())
+
+
 def _check_keys(cfg: dict, source: str) -> None:
-    allowed = _COMMON_KEYS | _KEYS[source]
+    fmt = cfg.get("format", "label")
+    allowed = _allowed_keys(source, fmt)
+    scope = f"source '{source}'" + (f" with format '{fmt}'" if fmt in TRL_FORMATS else "")
+    known = set().union(*_KEYS.values(), *_TRL_KEYS.values(), {"assistant_turns"})
     for key in cfg:
-        if key not in allowed:
-            near = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
-            keys = ", ".join(sorted(allowed))
-            hint = f" (did you mean '{near[0]}'?)" if near else f"; keys for source '{source}': {keys}"
-            raise ConfigError(f"{_where(cfg)}: unknown key 'domain.{key}'{hint}")
+        if key in allowed:
+            continue
+        keys = ", ".join(sorted(allowed))
+        if key in known:  # a key of another source or format: no spelling hint, say where it belongs
+            raise ConfigError(f"{_where(cfg)}: domain.{key} does not apply to {scope}; keys there: {keys}")
+        near = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+        hint = f" (did you mean '{near[0]}'?)" if near else f"; keys for {scope}: {keys}"
+        raise ConfigError(f"{_where(cfg)}: unknown key 'domain.{key}'{hint}")
+
+
+def _check_trl_settings(cfg: dict, fmt: str) -> None:
+    """A TRL format's settings that need no data: assistant_turns' value, the fields it may map, one test split."""
+    where = _where(cfg)
+    turns = cfg.get("assistant_turns", "all")
+    if turns not in ASSISTANT_TURNS:
+        raise ConfigError(f"{where}: domain.assistant_turns {turns!r} is not one of {', '.join(ASSISTANT_TURNS)}")
+    fields = cfg.get("fields")
+    if fields is not None and not isinstance(fields, dict):
+        raise ConfigError(f"{where}: domain.fields must be a mapping of canonical name -> column")
+    names = ("id",) + TRL_FIELDS[fmt]
+    for key, column in (fields or {}).items():
+        if key not in names:
+            raise ConfigError(f"{where}: domain.fields.{key} is not a field of format '{fmt}'; "
+                              f"fields: {', '.join(names)}")
+        if not isinstance(column, str) or not column:
+            raise ConfigError(f"{where}: domain.fields.{key} must be a column name, got {column!r}")
+    for split_key in ("test_path", "test_split"):
+        if cfg.get(split_key) and "test_fraction" in cfg:
+            raise ConfigError(f"{where}: give either domain.{split_key} or domain.test_fraction, not both")
 
 
 def _int(cfg: dict, key: str, default=None, minimum: int = 0):
@@ -101,7 +148,29 @@ def _read_table(path: Path, key: str, cfg: dict) -> list[dict]:
             return pq.read_table(path).to_pylist()
         except Exception as exc:  # pyarrow raises several types for a bad file
             raise ConfigError(f"{path}: cannot read parquet ({type(exc).__name__}: {exc})") from None
-    raise ConfigError(f"{_where(cfg)}: domain.{key}: '{path}' must be a .jsonl or .parquet file")
+    if suffix == ".json":
+        return _read_json(path)
+    raise ConfigError(f"{_where(cfg)}: domain.{key}: '{path}' must be a .jsonl, .json or .parquet file")
+
+
+def _read_json(path: Path) -> list[dict]:
+    """A .json file: a JSON array of objects, or else JSON lines (what many datasets ship as .json)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return read_jsonl(path)  # JSON lines, or a malformed file: read_jsonl names the line
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if isinstance(data, dict):
+        return [data]  # one object: JSON lines of one line
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a JSON array of objects or JSON lines, got {type(data).__name__}")
+    bad = next((i for i, row in enumerate(data) if not isinstance(row, dict)), None)
+    if bad is not None:
+        raise ConfigError(f"{path}: item {bad} is a {type(data[bad]).__name__}, expected an object")
+    return data
 
 
 def _map_local(rows: list[dict], path: Path, split: str, cfg: dict) -> list[dict]:
@@ -359,6 +428,87 @@ def _load_hub(cfg: dict, base_dir: Path):
 # ----------------------------------------------------------------------------------------------- API
 
 
+# ------------------------------------------------------------------------------------- TRL formats
+
+
+def _trl_rows(cfg: dict, base_dir: Path, split: str) -> tuple[list[dict], str] | None:
+    """The raw rows of one split and where they come from (for messages), or None where the config gives no
+    separate test split (the test set is then split off the training rows)."""
+    if cfg["source"] == "local":
+        key = "path" if split == "train" else "test_path"
+        if not cfg.get(key):
+            return None
+        path = base_dir / str(cfg[key])
+        return _read_table(path, key, cfg), str(path)
+    name = cfg.get("split", "train") if split == "train" else cfg.get("test_split")
+    if not name:
+        return None
+    ds = _load_hub_split(cfg, cfg["hub_id"], cfg.get("config"), name, None, 0)
+    return [dict(row) for row in ds], f"hub dataset '{cfg['hub_id']}' split '{name}'"
+
+
+def _message(value):
+    """A message reduced to its role and content (tool calls and names are not trained); anything else as is,
+    for the check to name."""
+    return {"role": value.get("role"), "content": value.get("content")} if isinstance(value, dict) else value
+
+
+def _trl_value(value):
+    return [_message(m) for m in value] if isinstance(value, list) else value
+
+
+def _trl_record(row: dict, i: int, origin: str, split: str, cfg: dict) -> dict:
+    """One row as a canonical record of the configured TRL format, or a one-line refusal naming the row."""
+    fmt, fields = cfg["format"], cfg.get("fields") or {}
+    id_column = fields.get("id", "id")
+    rid = row.get(id_column)
+    rid = f"{cfg['name']}-{split}-{i:06d}" if rid in (None, "") else str(rid)
+    record = {"id": rid}
+    for name in TRL_FIELDS[fmt]:
+        column = fields.get(name, name)
+        if row.get(column) is None:
+            other = row_format(row)
+            if other not in (None, fmt):
+                keys = ", ".join(sorted(str(k) for k, v in row.items() if v is not None))
+                raise ConfigError(f"{origin}: row {i}: its fields ({keys}) are format "
+                                  f"'{other}', not domain.format '{fmt}': a dataset holds one format")
+            mapped = f" (domain.fields.{name})" if name in fields else ""
+            raise ConfigError(f"{origin}: row {i}: missing field '{column}'{mapped}")
+        record[name] = _trl_value(row[column])
+    record["source"] = cfg["name"]
+    problem = record_problem(record, fmt)
+    if problem:
+        raise ConfigError(f"{origin}: row {i} (id '{rid}'): {problem}")
+    return record
+
+
+def _load_trl(cfg: dict, base_dir: Path) -> tuple[list[dict], list[dict]]:
+    """A TRL format's (train, test) records from a local file or any hub dataset, each row checked."""
+    fmt, seed = cfg["format"], _int(cfg, "seed", 0)
+    rows, origin = _trl_rows(cfg, base_dir, "train")
+    train = [_trl_record(row, i, origin, "train", cfg) for i, row in enumerate(rows)]
+    test_rows = _trl_rows(cfg, base_dir, "test")
+    if test_rows is not None:
+        test = [_trl_record(row, i, test_rows[1], "test", cfg) for i, row in enumerate(test_rows[0])]
+    else:
+        validate_trl_records(train, fmt, f"{_where(cfg)} ({origin})")  # before the split: it reads the fields
+        train, test = split_records(train, cfg.get("test_fraction", 0.1), seed, f"{_where(cfg)}: domain.test_fraction",
+                                    key=lambda r: group_key(r, fmt))
+    train = subsample(train, _int(cfg, "limit_train", minimum=1), seed)
+    test = subsample(test, _int(cfg, "limit_test", minimum=1), seed)
+    return train, test
+
+
+def _load_trl_domain(cfg: dict, base_dir: Path) -> tuple[list[dict], list[dict]]:
+    fmt, where = cfg["format"], _where(cfg)
+    train, test = _load_trl(cfg, base_dir)
+    train_from, test_from = _read_from(cfg, base_dir)
+    validate_trl_records(train, fmt, f"{where} ({train_from})")
+    validate_trl_records(test, fmt, f"{where} ({test_from})")
+    check_no_overlap(train, test, f"{where} (train {train_from}, test {test_from})", key=lambda r: overlap_key(r, fmt))
+    return train, test
+
+
 _LOADERS = {"medcalc_synth": _load_medcalc_synth, "local": _load_local, "hub": _load_hub}
 
 
@@ -370,8 +520,8 @@ def load_domain(cfg: dict, base_dir=".") -> tuple[list[dict], list[dict]]:
     check_domain_keys(cfg)
     source = cfg["source"]
     fmt = cfg.get("format", "label")
-    if fmt not in FORMATS:
-        raise ConfigError(f"{where}: domain.format '{fmt}' is not one of {', '.join(FORMATS)}")
+    if fmt in TRL_FORMATS:
+        return _load_trl_domain(cfg, Path(base_dir))
     train, test = _LOADERS[source](cfg, Path(base_dir))
     if source == "local":
         seed = _int(cfg, "seed", 0)
@@ -392,6 +542,8 @@ def load_domain(cfg: dict, base_dir=".") -> tuple[list[dict], list[dict]]:
 def _read_from(cfg: dict, base_dir: Path) -> tuple[str, str]:
     """Where each split comes from, for messages: a local source's files, else the split's name."""
     if cfg["source"] != "local":
+        if cfg.get("format") in TRL_FORMATS:
+            return cfg.get("split", "train"), cfg.get("test_split") or cfg.get("split", "train")
         return "train", "test"
     train = str(base_dir / str(cfg["path"]))
     return train, str(base_dir / str(cfg["test_path"])) if cfg.get("test_path") else train
@@ -406,11 +558,21 @@ def write_domain(cfg: dict, out_train, out_test, base_dir=".") -> tuple[int, int
 
 
 def check_domain_keys(cfg: dict) -> None:
-    """The checks of a domain section that need no data: its source, its keys and the keys its source needs;
-    the workflow runs them when it parses the config."""
+    """The checks of a domain section that need no data: its source and format, its keys and the keys its source
+    needs, a TRL format's settings; the workflow runs them when it parses the config."""
     source = cfg.get("source")
     if source not in SOURCES:
         raise ConfigError(f"{_where(cfg)}: unknown source '{source}'; valid sources: {', '.join(SOURCES)}")
+    fmt = cfg.get("format", "label")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{_where(cfg)}: domain.format '{fmt}' is not one of {', '.join(FORMATS)}")
+    if fmt in TRL_FORMATS and source not in _TRL_KEYS:
+        raise ConfigError(f"{_where(cfg)}: source '{source}' makes short-answer QA records (format cot or label); "
+                          f"format '{fmt}' reads source local or hub")
     _check_keys(cfg, source)
-    for key in {"medcalc_synth": ("n_train", "n_test"), "local": ("path",), "hub": ("dataset",)}[source]:
+    required = {"medcalc_synth": ("n_train", "n_test"), "local": ("path",),
+                "hub": ("hub_id",) if fmt in TRL_FORMATS else ("dataset",)}[source]
+    for key in required:
         _require(cfg, key)
+    if fmt in TRL_FORMATS:
+        _check_trl_settings(cfg, fmt)

@@ -38,16 +38,10 @@ from pathlib import Path
 
 from forgetbench.errors import ConfigError
 
-COUNTS = {
-    "arc_easy": 2376,
-    "hellaswag": 10042,
-    "piqa": 1838,
-    "boolq": 3270,
-    "gsm8k": 1319,
-    "humaneval": 164,
-    "ifeval": 541,
-    "general_text": 5153,
-}
+from forgetbench.evaluation.tasks import SPECS
+
+# catalogue task -> its offline data's size (forgetbench.evaluation.tasks.SPECS)
+COUNTS = {name: spec.items for name, spec in SPECS.items() if spec.items}
 
 # OLMES marks the unconditional ("Answer:" only) requests of a doc with doc_id + this offset.
 _UNCOND_OFFSET = 1_000_000
@@ -199,17 +193,11 @@ def _read_general_text() -> list[dict]:
     ]
 
 
+# the offline tasks' readers (named in their SPECS entry) and the official few-shot pools
 _READERS = {
-    "arc_easy": _read_arc_easy,
+    **{name: globals()[spec.reader] for name, spec in SPECS.items() if spec.reader},
     "arc_easy_validation": _read_arc_easy_validation,
-    "hellaswag": _read_hellaswag,
-    "piqa": _read_piqa,
-    "boolq": _read_boolq,
-    "gsm8k": _read_gsm8k,
     "gsm8k_fewshot": _read_gsm8k_fewshot,
-    "humaneval": _read_humaneval,
-    "ifeval": _read_ifeval,
-    "general_text": _read_general_text,
 }
 
 

@@ -22,7 +22,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from forgetbench.atomic import atomic_path, write_text  # noqa: E402
-from forgetbench.aggregation.plots import draw_pareto_front, pareto_front, save_figure  # noqa: E402,F401
+from forgetbench.aggregation.plots import (  # noqa: E402,F401
+    draw_pareto_front,
+    has_domain_score,
+    pareto_front,
+    save_figure,
+)
 from forgetbench.scaling.fits import (  # noqa: E402
     ALPHA_BOUNDS,
     BETA_BOUNDS,
@@ -263,7 +268,9 @@ def _n_palette(values: Sequence[float]) -> dict[float, tuple]:
 
 FORGETTING_LABEL = "forgetting (Δ bpb of general text)"
 LABELS = {"domain": "domain score (accuracy)", "general_avg": "general average (accuracy)",
-          "retained": "−forgetting (−Δ bpb of general text; higher = less forgotten)"}
+          "retained": "−forgetting (−Δ bpb of general text; higher = less forgotten)",
+          "ft_loss": "domain test loss (nats/token; lower is better)"}
+LOWER_IS_BETTER = {"ft_loss"}  # axes the Pareto front minimises
 
 
 def _plain_log_ticks(axis, values) -> None:
@@ -365,7 +372,8 @@ def plot_domain_vs_general(
 ) -> None:
     """(d) The "LoRA Learns Less and Forgets Less" view (Biderman et al., 2024): domain score against general
     score across training steps, one curve per method and LR (and per N where a method has several; seeds
-    averaged), the Pareto front of all cells marked; one panel per model."""
+    averaged), the Pareto front of all cells marked (minimising x where it is a loss, LOWER_IS_BETTER); one panel
+    per model."""
     missing = [c for c in (x, y, "step") if c not in scaling_df.columns]
     if missing:
         raise ValueError(f"scaling table lacks column(s) for the trade-off plot: {', '.join(missing)}")
@@ -385,13 +393,30 @@ def plot_domain_vs_general(
             mean = curve.groupby("step")[[x, y]].mean().sort_index()
             label = " ".join(_curve_label(k, v) for k, v in zip(keys, key) if not pd.isna(v))
             ax.plot(mean[x], mean[y], marker="o", ms=3, lw=1.3, color=next(palette), label=label, zorder=3)
-        draw_pareto_front(ax, part, x, y)
+        draw_pareto_front(ax, part, x, y, lower_x_better=x in LOWER_IS_BETTER)
         ax.set_xlabel(LABELS.get(x, x.replace("_", " ")))
         ax.set_ylabel(LABELS.get(y, y.replace("_", " ")))
         _few_ticks(ax.xaxis)
         ax.set_title(_title(group))
         ax.legend(fontsize=6, frameon=False)
     save_figure(fig, out_png)
+
+
+def learning_vs_forgetting_axes(scaling_df: pd.DataFrame) -> tuple[str, str]:
+    """The (x, y) columns of the learning-vs-forgetting view: the domain score, or without one (a domain measured
+    by its loss only) the domain test loss; the general average, or without general benchmarks at the
+    checkpoints the negated forgetting (`retained`)."""
+    x = "domain" if has_domain_score(scaling_df) else "ft_loss"
+    y = "general_avg" if "general_avg" in scaling_df and scaling_df["general_avg"].notna().any() else "retained"
+    return x, y
+
+
+def plot_learning_vs_forgetting(scaling_df: pd.DataFrame, out_png: str | Path) -> None:
+    """(d) on the axes the scaling table has (learning_vs_forgetting_axes)."""
+    x, y = learning_vs_forgetting_axes(scaling_df)
+    if y == "retained":
+        scaling_df = scaling_df.assign(retained=-scaling_df["forgetting"])
+    plot_domain_vs_general(scaling_df, out_png, x=x, y=y)
 
 
 def _curve_label(key: str, value) -> str:

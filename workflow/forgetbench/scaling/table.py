@@ -1,6 +1,12 @@
 """The scaling table: one row per (model, run, step) with the number of fine-tuned parameters N, update steps t,
 forgetting (rise of the general text's loss over the base model), the fine-tuning loss (domain test loss), the
-domain score and the general average. Step 0 of every run is its model's base evaluation."""
+domain score and the general average. Step 0 of every run is its model's base evaluation.
+
+The domain score `domain` is the mean of the domain-score tasks' scores at the checkpoint
+(forgetbench.evaluation.tasks.domain_score_tasks; the columns as the trade-off table opens them,
+forgetbench.aggregation.table): the answer-scored `domain` task itself by default, or the `domain.eval` lm-eval
+tasks, each also a column of its own (`domain.<task>`). Without a domain-score task (a TRL-format domain without
+`domain.eval`) there is no `domain` column: the fine-tuning loss is then the domain's only measure."""
 
 from __future__ import annotations
 
@@ -10,17 +16,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forgetbench.aggregation.table import DEFAULT_DOMAIN, _domain_columns
 
-def build_scaling_table(paths: list[str | Path], general: list[str]) -> pd.DataFrame:
+
+def build_scaling_table(paths: list[str | Path], general: list[str], domain_tasks=DEFAULT_DOMAIN) -> pd.DataFrame:
+    opening, own = _domain_columns(domain_tasks)
     rows = []
     for path in paths:
         result = json.loads(Path(path).read_text())
         cell, metrics = result["cell"], result["metrics"]
+        missing = [t for t in ["general_text", *domain_tasks, *general] if t not in metrics]
+        if missing:
+            raise ValueError(f"{path}: no score for {', '.join(missing)}")
+        domain = {task: metrics[task]["score"] for task in own or opening}
+        if own:  # the domain score: the mean of its tasks' scores, each also a column
+            domain = {"domain": float(np.mean([domain[t] for t in own])), **domain}
         rows.append({
             "model": cell["model"], "method": cell["method"], "lr": cell["lr"], "seed": cell["seed"],
             "n_params": cell["n_params"], "step": cell["step"],
             "general_text": metrics["general_text"]["score"], "ft_loss": result["ft_loss"],
-            "domain": metrics["domain"]["score"],
+            **domain,
             **{task: metrics[task]["score"] for task in general},
             "general_avg": float(np.mean([metrics[t]["score"] for t in general])) if general else np.nan,
         })

@@ -133,7 +133,8 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
     chat = uses_chat_template(tokenizer, cell.get("chat_template", "auto"))
     records = read_jsonl(train_jsonl)
     train_cfg = cell["training"]
-    encoded = encode_records(tokenizer, records, cell["domain"]["format"], train_cfg["max_seq_len"], chat)
+    encoded = encode_records(tokenizer, records, cell["domain"]["format"], train_cfg["max_seq_len"], chat,
+                             cell["domain"].get("assistant_turns", "all"))
     examples, ids, dropped = encoded.examples, encoded.ids, encoded.dropped
     print(f"{len(examples)} training examples ({dropped} dropped: prompt longer than max_seq_len), chat={chat}; "
           f"{encoded.summary()}", flush=True)
@@ -225,6 +226,8 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         "truncated_responses": len(encoded.truncated),
         "truncated_share": encoded.share,
         "longest_example_tokens": encoded.longest,
+        "split_documents": encoded.split_documents,  # text: documents longer than max_seq_len, chunked
+        "windows": encoded.windows,  # the examples those documents (every format: the records) became
         "trainable_params": trainable,
         "total_params": total,
         "train_seconds": round(time.time() - started, 1),
