@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forgetbench.aggregation import intervals
-from forgetbench.evaluation.tasks import DOMAIN_EVAL_PREFIX
+from forgetbench.evaluation.tasks import DOMAIN_EVAL_PREFIX, SPECS
 
 ID_COLUMNS = ["model", "method", "lr", "seed"]
 LOSSES = ["domain_loss", "general_text"]  # lower is better
@@ -244,9 +244,10 @@ def _with_interval(value: float, low: float, high: float, latex: bool) -> str:
     return f"{text} {{\\scriptsize {bracket}}}" if latex else f"{text} {bracket}"
 
 
+# Header names: each catalogue task's own (its TaskSpec), and the table's derived columns; any other task shows
+# as its lm-eval name.
 DISPLAY = {
-    "domain": "Domain",
-    "domain_loss": "Domain loss",
+    **{name: spec.display for name, spec in SPECS.items()},
     "general_avg": "General avg",
     "delta_general": "Δ general",
     "forgetting": "Forgetting (Δ bpb)",
@@ -255,15 +256,6 @@ DISPLAY = {
     "vs_sft_general": "Δ general vs sft",
     "vs_sft_domain_loss": "Δ domain loss vs sft",
     "vs_sft_forgetting": "Δ forgetting vs sft",
-    "arc_easy": "ARC-Easy",
-    "hellaswag": "HellaSwag",
-    "piqa": "PIQA",
-    "boolq": "BoolQ",
-    "gsm8k": "GSM8K",
-    "humaneval": "HumanEval",
-    "ifeval": "IFEval",
-    "mmlu": "MMLU",
-    "arc_challenge": "ARC-Challenge",
 }
 MARK = "*"
 FEW = "†"
