@@ -401,3 +401,26 @@ def test_domain_eval_tasks_are_checked_against_lm_evals_index(eval_settings, mes
     with pytest.raises(ConfigError) as err:
         check_lm_eval_tasks(evaluation, {"format": "label", "eval": eval_settings}, "x.yaml", index=FakeIndex())
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_a_general_task_keyed_like_the_domains_is_refused():
+    from forgetbench.errors import ConfigError
+    from forgetbench.evaluation.tasks import check_evaluation
+
+    with pytest.raises(ConfigError) as error:
+        check_evaluation({"general": {"domain.gsm8k": {}}}, "x.yaml", {"format": "label"})
+    assert str(error.value) == ("x.yaml: evaluation.general.domain.gsm8k: a general task cannot be the domain's: the "
+                                "domain is scored by domain.eval (lm-eval tasks) or its own answers and loss")
+
+
+def test_a_scaling_task_the_domain_score_runs_too_is_refused():
+    """Each checkpoint's tasks run in one simple_evaluate call: GSM8K as a scaling task and as the domain score
+    would fail there, after the scaling runs trained."""
+    from forgetbench.errors import ConfigError
+    from forgetbench.evaluation.tasks import check_scaling_tasks
+
+    check_scaling_tasks({"arc_easy": {}, "domain.gsm8k": {}, "general_text": {}}, [], "x.yaml")
+    with pytest.raises(ConfigError) as error:
+        check_scaling_tasks({"gsm8k": {}, "domain.gsm8k": {"num_fewshot": 8}, "general_text": {}}, [], "x.yaml")
+    assert str(error.value).startswith("x.yaml: scaling.general: 'gsm8k' and 'domain.gsm8k' both run lm-eval task "
+                                       "'fb_gsm8k'")

@@ -80,18 +80,13 @@ def domain_path(path: str | Path) -> Path:
 
 
 def _domain_records(name: str, settings: dict) -> list[dict]:
-    from forgetbench.data.formats import TRL_FORMATS
-    from forgetbench.data.records import read_jsonl, validate_records, validate_trl_records
+    from forgetbench.data.records import read_jsonl, validate_records
 
     if not settings.get("path"):
         raise ConfigError(f"task '{name}': no domain test set given (evaluate(..., domain_test_path=...))")
     path = domain_path(settings["path"])
     records = read_jsonl(path)
-    fmt = settings.get("format", "label")
-    if fmt in TRL_FORMATS:
-        validate_trl_records(records, fmt, str(path))
-    else:
-        validate_records(records, str(path))
+    validate_records(records, str(path), settings.get("format", "label"))
     return records
 
 

@@ -43,48 +43,10 @@ def _name(i: int, record) -> str:
     return f"record {i} (id '{rid}')" if rid not in (None, "") else f"record {i}"
 
 
-def validate_records(records: list, where: str) -> None:
-    """Raise ConfigError, naming `where` and the record, for the first record a downstream step would trip on."""
-    if not records:
-        raise ConfigError(f"{where}: no records (empty dataset)")
-    seen: dict[str, int] = {}
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            raise ConfigError(f"{where}: record {i} is a {type(rec).__name__}, expected an object")
-        name = _name(i, rec)
-        for key in ("id", "prompt", "answer"):
-            value = rec.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{where}: {name}: missing or empty '{key}'")
-        if not isinstance(rec.get("rationale", ""), str):
-            raise ConfigError(f"{where}: {name}: 'rationale' must be a string")
-        atype = rec.get("answer_type", "text")
-        if atype not in ANSWER_TYPES:
-            raise ConfigError(f"{where}: {name}: answer_type '{atype}' is not one of {', '.join(ANSWER_TYPES)}")
-        for key in ("lower", "upper"):
-            value = rec.get(key)
-            bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            if value is not None and bad:
-                raise ConfigError(f"{where}: {name}: '{key}' must be a finite number or null, got {value!r}")
-        if atype in ("decimal", "integer"):
-            try:
-                value = float(rec["answer"].replace(",", ""))
-            except ValueError:
-                raise ConfigError(f"{where}: {name}: {atype} answer '{rec['answer']}' is not a number") from None
-            if atype == "integer" and value != int(value):
-                raise ConfigError(f"{where}: {name}: integer answer '{rec['answer']}' has a fractional part")
-        problem = answer_outside_bounds(rec)
-        if problem:
-            raise ConfigError(f"{where}: {name}: {problem}")
-        if rec["id"] in seen:
-            raise ConfigError(f"{where}: duplicate id '{rec['id']}' (records {seen[rec['id']]} and {i})")
-        seen[rec["id"]] = i
-
-
-def validate_trl_records(records: list, fmt: str, where: str) -> None:
-    """validate_records for a TRL format's canonical records (forgetbench.data.formats): one ConfigError line
-    naming `where`, the record and the field."""
-    from forgetbench.data.formats import record_problem
+def validate_records(records: list, where: str, fmt: str = "label") -> None:
+    """Raise ConfigError, naming `where` and the record, for the first record a downstream step would trip on:
+    a QA record's fields (cot, label) or a TRL format's (forgetbench.data.formats), and ids unique."""
+    from forgetbench.data.formats import has_answers, record_problem
 
     if not records:
         raise ConfigError(f"{where}: no records (empty dataset)")
@@ -92,14 +54,43 @@ def validate_trl_records(records: list, fmt: str, where: str) -> None:
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             raise ConfigError(f"{where}: record {i} is a {type(rec).__name__}, expected an object")
-        if not isinstance(rec.get("id"), str) or not rec["id"].strip():
-            raise ConfigError(f"{where}: {_name(i, rec)}: missing or empty 'id'")
-        problem = record_problem(rec, fmt)
+        if has_answers(fmt):
+            problem = _qa_problem(rec)
+        elif not isinstance(rec.get("id"), str) or not rec["id"].strip():
+            problem = "missing or empty 'id'"
+        else:
+            problem = record_problem(rec, fmt)
         if problem:
             raise ConfigError(f"{where}: {_name(i, rec)}: {problem}")
         if rec["id"] in seen:
             raise ConfigError(f"{where}: duplicate id '{rec['id']}' (records {seen[rec['id']]} and {i})")
         seen[rec["id"]] = i
+
+
+def _qa_problem(rec: dict) -> str | None:
+    """What is wrong with a QA record's fields, or None."""
+    for key in ("id", "prompt", "answer"):
+        value = rec.get(key)
+        if not isinstance(value, str) or not value.strip():
+            return f"missing or empty '{key}'"
+    if not isinstance(rec.get("rationale", ""), str):
+        return "'rationale' must be a string"
+    atype = rec.get("answer_type", "text")
+    if atype not in ANSWER_TYPES:
+        return f"answer_type '{atype}' is not one of {', '.join(ANSWER_TYPES)}"
+    for key in ("lower", "upper"):
+        value = rec.get(key)
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        if value is not None and bad:
+            return f"'{key}' must be a finite number or null, got {value!r}"
+    if atype in ("decimal", "integer"):
+        try:
+            value = float(rec["answer"].replace(",", ""))
+        except ValueError:
+            return f"{atype} answer '{rec['answer']}' is not a number"
+        if atype == "integer" and value != int(value):
+            return f"integer answer '{rec['answer']}' has a fractional part"
+    return answer_outside_bounds(rec)
 
 
 def answer_outside_bounds(rec: dict) -> str | None:

@@ -36,7 +36,7 @@ from forgetbench.data.formats import (
 from forgetbench.data.prompts import medcalc_task
 from forgetbench.data.records import (
     ANSWER_TYPES, answer_outside_bounds, check_no_overlap, make_record, normalize_prompt, read_jsonl, split_records,
-    subsample, validate_records, validate_trl_records,
+    subsample, validate_records,
 )
 from forgetbench.errors import ConfigError
 from forgetbench.hub_cache import offline_env
@@ -491,7 +491,7 @@ def _load_trl(cfg: dict, base_dir: Path) -> tuple[list[dict], list[dict]]:
     if test_rows is not None:
         test = [_trl_record(row, i, test_rows[1], "test", cfg) for i, row in enumerate(test_rows[0])]
     else:
-        validate_trl_records(train, fmt, f"{_where(cfg)} ({origin})")  # before the split: it reads the fields
+        validate_records(train, f"{_where(cfg)} ({origin})", fmt)  # before the split: it reads the fields
         train, test = split_records(train, cfg.get("test_fraction", 0.1), seed, f"{_where(cfg)}: domain.test_fraction",
                                     key=lambda r: group_key(r, fmt))
     train = subsample(train, _int(cfg, "limit_train", minimum=1), seed)
@@ -503,8 +503,8 @@ def _load_trl_domain(cfg: dict, base_dir: Path) -> tuple[list[dict], list[dict]]
     fmt, where = cfg["format"], _where(cfg)
     train, test = _load_trl(cfg, base_dir)
     train_from, test_from = _read_from(cfg, base_dir)
-    validate_trl_records(train, fmt, f"{where} ({train_from})")
-    validate_trl_records(test, fmt, f"{where} ({test_from})")
+    validate_records(train, f"{where} ({train_from})", fmt)
+    validate_records(test, f"{where} ({test_from})", fmt)
     check_no_overlap(train, test, f"{where} (train {train_from}, test {test_from})", key=lambda r: overlap_key(r, fmt))
     return train, test
 
