@@ -18,10 +18,15 @@ rule aggregate:
         grouped=report(f"{RESULTS}/tables/tradeoff_grouped.csv", caption="../workflow/report/tradeoff_csv.rst",
                        category="Tables"),
         parquet=f"{RESULTS}/tables/tradeoff.parquet",
-        md=report(f"{RESULTS}/tables/tradeoff.md", caption="../workflow/report/tradeoff_table.rst", category="Tables"),
+        # the report shows HTML (in a frame), not Markdown: tradeoff.html is the table's view there, tradeoff.md
+        # the same table for a README
+        md=f"{RESULTS}/tables/tradeoff.md",
+        html=report(f"{RESULTS}/tables/tradeoff.html", caption="../workflow/report/tradeoff_table.rst",
+                    category="Tables"),
         tex=report(f"{RESULTS}/tables/tradeoff.tex", caption="../workflow/report/tradeoff_table.rst", category="Tables"),
     params:
-        code=code_stamp("forgetbench.aggregation.table", "forgetbench.aggregation.intervals"),
+        code=code_stamp("forgetbench.aggregation.table", "forgetbench.aggregation.intervals",
+                        "forgetbench.aggregation.html"),
         general=list(config["evaluation"]["general"]),
         domain=domain_score_tasks(config),
         aggregation=config["aggregation"],
@@ -66,9 +71,11 @@ rule aggregate_token_stats:
         get_token_stats(),
     output:
         csv=f"{RESULTS}/tables/token_stats.csv",
-        md=report(f"{RESULTS}/tables/token_stats.md", caption="../workflow/report/token_stats.rst", category="Tables"),
+        md=f"{RESULTS}/tables/token_stats.md",
+        html=report(f"{RESULTS}/tables/token_stats.html", caption="../workflow/report/token_stats.rst",
+                    category="Tables"),
     params:
-        code=code_stamp("forgetbench.aggregation.token_stats"),
+        code=code_stamp("forgetbench.aggregation.token_stats", "forgetbench.aggregation.html"),
         models=list(config["models"]),
     log:
         f"{RESULTS}/logs/aggregate_token_stats.log",

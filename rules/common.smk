@@ -264,12 +264,12 @@ def get_all_metrics():
 
 
 def get_final_outputs():
-    tables = [f"{RESULTS}/tables/tradeoff.{ext}" for ext in ("csv", "parquet", "md", "tex")]
+    tables = [f"{RESULTS}/tables/tradeoff.{ext}" for ext in ("csv", "parquet", "md", "tex", "html")]
     tables.append(f"{RESULTS}/tables/tradeoff_grouped.csv")
-    tables += [f"{RESULTS}/tables/token_stats.{ext}" for ext in ("csv", "md")]
+    tables += [f"{RESULTS}/tables/token_stats.{ext}" for ext in ("csv", "md", "html")]
     outputs = tables + [f"{RESULTS}/figures/{name}.png" for name in ("tradeoff", "loss_vs_forgetting", "token_probs")]
     if SCALING_RUNS:
-        outputs += [f"{RESULTS}/tables/scaling_fits.{ext}" for ext in ("csv", "md", "tex")]
+        outputs += [f"{RESULTS}/tables/scaling_fits.{ext}" for ext in ("csv", "md", "tex", "html")]
         outputs += [f"{RESULTS}/figures/{name}.png" for name in
                     ("scaling_steps", "scaling_ft_loss", "scaling_predicted", "learning_vs_forgetting")]
     return outputs

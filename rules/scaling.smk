@@ -98,11 +98,13 @@ rule aggregate_scaling:
     output:
         table=f"{RESULTS}/tables/scaling.csv",
         fits=report(f"{RESULTS}/tables/scaling_fits.csv", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
-        md=report(f"{RESULTS}/tables/scaling_fits.md", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
+        md=f"{RESULTS}/tables/scaling_fits.md",
+        html=report(f"{RESULTS}/tables/scaling_fits.html", caption="../workflow/report/scaling_fits.rst",
+                    category="Scaling"),
         tex=report(f"{RESULTS}/tables/scaling_fits.tex", caption="../workflow/report/scaling_fits.rst", category="Scaling"),
     params:
         code=code_stamp("forgetbench.scaling.table", "forgetbench.scaling.fits", "forgetbench.scaling.report",
-                        "forgetbench.aggregation.table"),
+                        "forgetbench.aggregation.table", "forgetbench.aggregation.html"),
         general=list(config.get("scaling", {}).get("general", {})),
         domain=SCALING_DOMAIN,  # the tasks whose mean is the domain score; none: the domain test loss measures it
         n_boot=config.get("scaling", {}).get("n_boot", 200),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from forgetbench.aggregation import intervals
-from forgetbench.aggregation.plots import loss_forgetting_plot, spread_ties, tradeoff_plot
+from forgetbench.aggregation.plots import DODGE_SHARE, loss_forgetting_plot, spread_ties, tradeoff_plot
 from forgetbench.aggregation.table import build_tables, display_lr, paper_table, to_latex, to_markdown
 
 GENERAL = ["arc_easy", "gsm8k"]
@@ -253,7 +253,8 @@ def test_learning_rates_print_in_one_notation():
 def test_ties_are_spread_apart():
     x = pd.Series([0.5, 0.5, 0.5, 0.9])
     shown = spread_ties(x, pd.Series([0.2, 0.2, 0.2, 0.1]))
-    assert shown.tolist() == pytest.approx([0.5 - 0.012 * 0.4, 0.5, 0.5 + 0.012 * 0.4, 0.9])
+    step = DODGE_SHARE * 0.4  # of the x range
+    assert shown.tolist() == pytest.approx([0.5 - step, 0.5, 0.5 + step, 0.9])
 
 
 def test_plots_are_drawn_from_the_csv_alone(evaluations, tmp_path, monkeypatch):
@@ -462,8 +463,10 @@ def test_without_a_domain_score_the_domain_loss_stands_in(evaluations, tmp_path,
     ax = captured["fig"].axes[0]
     assert ax.get_xlabel() == "domain loss (nats/token; lower is better)"
     points = [line for line in ax.lines if line.get_marker() not in ("None", "|", "_")]  # not the caps nor the front
-    drawn = sorted(round(float(x), 2) for line in points for x in line.get_xdata())  # ties are spread by < 0.005
-    assert drawn == sorted(round(v, 2) for v in table["domain_loss"]) == [1.15, 1.45, 1.45, 1.65, 1.75]
+    drawn = sorted(float(x) for line in points for x in line.get_xdata())
+    assert sorted(round(v, 2) for v in table["domain_loss"]) == [1.15, 1.45, 1.45, 1.65, 1.75]
+    half_dodge = DODGE_SHARE / 2 * (ax.get_xlim()[1] - ax.get_xlim()[0])  # the tied pair, each moved < this
+    assert drawn == pytest.approx(sorted(table["domain_loss"]), abs=half_dodge) and drawn[1] < drawn[2]
     tradeoff_plot(table, str(tmp_path / "t.png"))  # and it draws
     monkeypatch.undo()
     tradeoff_plot(table, str(tmp_path / "t.png"))
@@ -509,3 +512,98 @@ def test_pareto_front_of_a_loss_axis_minimises_it():
     front = draw_pareto_front(ax, df, "domain_loss", "general_avg", lower_x_better=True)
     plt.close(fig)
     assert front["domain_loss"].tolist() == [0.8, 1.0, 1.2]  # 0.9 is beaten by 0.8 on both
+
+
+def two_panels() -> pd.DataFrame:
+    """Panel a: lora and dft at the very same point (intervals ±0.05 on both axes); panel b: the two far apart.
+    Both views' columns, so either plot draws it."""
+    rows = [("a", "base", None, 0.1, 0.5), ("a", "lora", 1e-5, 0.3, 0.4), ("a", "dft", 1e-5, 0.3, 0.4),
+            ("b", "base", None, 0.1, 0.5), ("b", "lora", 1e-5, 0.2, 0.4), ("b", "dft", 1e-5, 0.6, 0.1)]
+    table = pd.DataFrame(rows, columns=["model", "method", "lr", "domain", "general_avg"])
+    table["delta_domain_loss"], table["forgetting"] = table["domain"], table["general_avg"]
+    for column in ("domain", "general_avg", "delta_domain_loss", "forgetting"):
+        table[f"{column}_lo"], table[f"{column}_hi"] = table[column] - 0.05, table[column] + 0.05
+    return table
+
+
+def markers_x(ax) -> list[float]:
+    """x of the cells' markers (not the base star, the caps or the front's line)."""
+    return sorted(float(x) for line in ax.lines if line.get_marker() not in ("None", "|", "_", "*")
+                  for x in line.get_xdata())
+
+
+@pytest.mark.parametrize("draw, span", [(tradeoff_plot, 0.3), (loss_forgetting_plot, 0.1)])
+def test_coinciding_points_are_noted_and_dodged_by_the_documented_offset(draw, span, monkeypatch):
+    from forgetbench.aggregation import plots
+
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: None)
+    fig = draw(two_panels(), "unused.png")
+    same, apart = fig.axes[:2]
+    assert [t.get_text() for t in same.texts] == ["points indistinguishable within their 95 % intervals"]
+    assert [t.get_text() for t in apart.texts] == []
+    left, right = markers_x(same)
+    # the panel's x range, intervals included, is 0.05..0.35 with the base star, 0.25..0.35 without: the two
+    # markers end 2.5 % of it apart, centred on their true x
+    assert right - left == pytest.approx(DODGE_SHARE * span) and DODGE_SHARE == 0.025
+    assert (left + right) / 2 == pytest.approx(0.3)
+    assert markers_x(apart) == pytest.approx([0.2, 0.6])  # nothing to dodge
+    # the horizontal interval bars stay at the cells' true x: both span 0.25..0.35
+    from matplotlib.collections import LineCollection
+
+    spans = [tuple(np.round(seg[:, 0], 6)) for c in same.collections if isinstance(c, LineCollection)
+             for seg in c.get_segments() if seg[0, 1] == seg[1, 1]]
+    assert spans.count((0.25, 0.35)) == 2
+
+
+def test_indistinguishable_asks_every_pair_to_overlap_on_both_axes():
+    from forgetbench.aggregation.plots import indistinguishable
+
+    frame = pd.DataFrame({"x": [0.5, 1.4, 2.4], "x_lo": [0.0, 0.9, 1.9], "x_hi": [1.0, 2.0, 3.0],
+                          "y": [0.0] * 3, "y_lo": [-1.0] * 3, "y_hi": [1.0] * 3})
+    assert not indistinguishable(frame, "x", "y")  # a chain: 1 meets 2, 2 meets 3, 1 not 3
+    assert indistinguishable(frame.iloc[:2], "x", "y")
+    assert not indistinguishable(frame.iloc[:2].assign(y_hi=[0.0, 1.0], y=[-0.5, 0.5], y_lo=[-1.0, 0.2]), "x", "y")
+    assert not indistinguishable(frame.iloc[:1], "x", "y")  # one point coincides with nothing
+
+
+def test_the_html_view_is_the_markdown_views_table(evaluations):
+    """tradeoff.html, the table's view in `snakemake --report`: the same header, rows and caption, escaped, each
+    interval under its score (the report test reads it in a browser)."""
+    from html.parser import HTMLParser
+
+    from forgetbench.aggregation.table import to_html
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.inside = [], False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.rows[-1].append("")
+                self.inside = True
+            elif tag == "br":  # the interval's line break reads as the Markdown view's space
+                self.rows[-1][-1] += " "
+
+        def handle_endtag(self, tag):
+            self.inside = self.inside and tag not in ("td", "th")
+
+        def handle_data(self, data):
+            if self.inside:
+                self.rows[-1][-1] += data
+
+    _, grouped = tables(evaluations)
+    paper = paper_table(grouped, GENERAL)
+    page = to_html(paper, "Trade-off <smoke & co>")
+    assert "<title>Trade-off &lt;smoke &amp; co&gt;</title>" in page and "<smoke" not in page
+    parser = Cells()
+    parser.feed(page)
+    header, *rows = parser.rows
+    assert header == list(paper.frame.columns)
+    assert rows == [[str(v) for v in row] for row in paper.frame.itertuples(index=False)]
+    assert '0.800<br><span class="ci">[0.800, 0.800]*</span>' in page
+    import html
+
+    assert html.escape(paper.caption) in page

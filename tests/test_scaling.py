@@ -437,17 +437,20 @@ def test_the_scaling_rule_scripts_with_any_domain_score(tmp_path, domain):
 
     (tmp_path / "m").mkdir()
     paths = write_checkpoint_metrics(tmp_path / "m", domain=domain, general=("arc_easy",))
-    out = {name: str(tmp_path / name) for name in ("scaling.csv", "fits.csv", "fits.md", "fits.tex", "steps.png",
-                                                    "ft_loss.png", "predicted.png", "curves.png")}
+    out = {name: str(tmp_path / name) for name in ("scaling.csv", "fits.csv", "fits.md", "fits.tex", "fits.html",
+                                                    "steps.png", "ft_loss.png", "predicted.png", "curves.png")}
     aggregate = SimpleNamespace(
         input=SimpleNamespace(metrics=[str(p) for p in paths]), log=[str(tmp_path / "aggregate.log")],
-        output=SimpleNamespace(table=out["scaling.csv"], fits=out["fits.csv"], md=out["fits.md"], tex=out["fits.tex"]),
+        output=SimpleNamespace(table=out["scaling.csv"], fits=out["fits.csv"], md=out["fits.md"], tex=out["fits.tex"],
+                               html=out["fits.html"]),
         params=SimpleNamespace(general=["arc_easy"], n_boot=5, domain=list(domain)))
     runpy.run_path(str(REPO / "workflow/scripts/aggregate_scaling.py"), init_globals={"snakemake": aggregate})
     table = pd.read_csv(out["scaling.csv"])
     assert ("domain" in table) == bool(domain)
     if domain:
         np.testing.assert_array_equal(table["domain"], table["domain.my_task"])
+    page = (tmp_path / "fits.html").read_text()  # the report's view of the fit table: the Markdown view's rows
+    assert "<th class=\"text\">law</th>" in page and "<td class=\"text\">power law</td>" in page
     plot = SimpleNamespace(
         input=SimpleNamespace(table=out["scaling.csv"], fits=out["fits.csv"]), log=[str(tmp_path / "plot.log")],
         output=SimpleNamespace(steps=out["steps.png"], ft_loss=out["ft_loss.png"], predicted=out["predicted.png"],
@@ -455,3 +458,69 @@ def test_the_scaling_rule_scripts_with_any_domain_score(tmp_path, domain):
     runpy.run_path(str(REPO / "workflow/scripts/plot_scaling.py"), init_globals={"snakemake": plot})
     for name in ("steps.png", "ft_loss.png", "predicted.png", "curves.png"):
         assert is_png(tmp_path / name), name
+
+
+def few_cells() -> pd.DataFrame:
+    """The default's scaling study in miniature: 3 N, checkpoints at 2 steps, one seed — an underdetermined fit."""
+    scaling = scaling_table()
+    return scaling[(scaling["model"] == "tiny-a") & (scaling["seed"] == 0) & scaling["step"].isin([0, 50, 100])
+                   & scaling["n_params"].isin([N_GRID[0], N_GRID[2], N_GRID[-1]])]
+
+
+def titles(figures) -> list[str]:
+    """Each figure's first panel title on one line (the plots wrap them)."""
+    return [" ".join(fig.axes[0].get_title().split()) for fig in figures]
+
+
+def fits_as_the_rule_reads_them(scaling, tmp_path, n_boot) -> pd.DataFrame:
+    fit_table(scaling, n_boot=n_boot, seed=0).to_csv(tmp_path / "fits.csv", index=False)
+    return pd.read_csv(tmp_path / "fits.csv")  # an empty flag reads back as NaN
+
+
+def test_an_underdetermined_fit_s_figures_carry_its_flag_and_no_r2(tmp_path, monkeypatch):
+    from forgetbench.scaling import report
+
+    monkeypatch.setattr(report, "save_figure", lambda fig, out: None)
+    few = few_cells()
+    fits = fits_as_the_rule_reads_them(few, tmp_path, n_boot=20)
+    flag = fits.loc[fits["law"] == "power_law", "flag"].iloc[0]
+    assert flag.startswith("underdetermined (2 distinct step; needs 3)")
+    for title in titles([plot_forgetting_vs_steps(few, fits, "unused.png"),
+                         plot_observed_vs_predicted(few, fits, "unused.png")]):
+        assert title == f"tiny-a power law: {flag} — not a determined fit; no held-out error"
+        assert "R²" not in title and "RMSE" not in title
+
+
+def test_a_determined_fit_s_figures_show_r2_rmse_and_the_held_out_error(tmp_path, monkeypatch):
+    from forgetbench.scaling import report
+
+    monkeypatch.setattr(report, "save_figure", lambda fig, out: None)
+    scaling = scaling_table()
+    scaling = scaling[scaling["model"] == "tiny-a"]
+    fits = fits_as_the_rule_reads_them(scaling, tmp_path, n_boot=5)
+    assert fits["flag"].isna().all()
+    steps, predicted = titles([plot_forgetting_vs_steps(scaling, fits, "unused.png"),
+                               plot_observed_vs_predicted(scaling, fits, "unused.png")])
+    assert steps == predicted
+    assert re.fullmatch(r"tiny-a power law: R²=0\.9\d\d, RMSE=0\.00\d+; held-out MAE 0\.00\d+ \(\d%\)", steps), steps
+    ft_loss = plot_forgetting_vs_ft_loss(scaling, fits, "unused.png")
+    assert re.fullmatch(r"tiny-a linear law: R²=0\.9\d\d, RMSE=0\.\d+; no held-out error", titles([ft_loss])[0])
+    assert [t.get_text() for t in ft_loss.axes[0].get_legend().get_texts()][-1] == "linear fit (see title)"
+
+
+def test_a_fit_flagged_otherwise_shows_r2_only_after_its_flag():
+    from forgetbench.scaling.report import fit_note
+
+    row = pd.Series({"law": "power_law", "flag": "CI of beta reaches its bound", "r2": 0.9987, "rmse": 0.0123,
+                     "holdout_mae": 0.004, "holdout_rel_error": 0.31})
+    assert fit_note(row) == ("power law: CI of beta reaches its bound — R²=0.999, RMSE=0.0123 of a flagged fit; "
+                             "held-out MAE 0.004 (31%)")
+
+
+def test_a_law_that_extrapolates_worse_than_the_spread_it_predicts_is_flagged():
+    from forgetbench.scaling.report import _holdout_flags
+
+    forgetting = pd.Series([0.1, 0.2, 0.3])  # standard deviation 0.0816
+    assert _holdout_flags({"holdout_mae": 0.09}, forgetting) == ["held-out error 0.09 above the observed spread 0.0816"]
+    assert _holdout_flags({"holdout_mae": 0.05}, forgetting) == []
+    assert _holdout_flags({"holdout_mae": float("nan")}, forgetting) == [] and _holdout_flags({}, forgetting) == []

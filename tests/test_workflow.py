@@ -309,7 +309,96 @@ def test_smoke_run_goes_through_every_rule(smoke_run):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (workdir / "report.html").read_text(errors="replace")
     assert all(name in html for name in ("tradeoff.png", "loss_vs_forgetting.png", "tradeoff.csv", "tradeoff.tex",
-                                          "scaling_fits.csv"))
+                                          "scaling_fits.csv", "tradeoff.html", "token_stats.html", "scaling_fits.html"))
+
+
+# The report app (a React page): a category's entries are rows of the navbar's table, the first cell the file,
+# the first link of the row its view button; a viewed HTML file is the content's iframe.
+_OPEN_CATEGORY = """(() => {
+    const item = [...document.querySelectorAll('nav li')].find(li => li.textContent.trim() === %s);
+    if (!item) return false;
+    (item.querySelector('a') || item).click();
+    return true;
+})()"""
+_ENTRIES = "[...document.querySelectorAll('nav tbody tr')].map(row => row.cells[0].textContent.trim())"
+_VIEW = "document.querySelectorAll('nav tbody tr')[%d].querySelector('a').click()"
+_TABLE = """(() => {
+    const table = document.querySelector('table');
+    if (!table) return null;
+    const cells = row => [...row.cells].map(cell => cell.innerText.replace(/\\s+/g, ' ').trim());
+    return {headers: [...table.querySelectorAll('thead tr')].flatMap(cells),
+            rows: [...table.querySelectorAll('tbody tr')].map(cells)};
+})()"""
+
+
+def report_views(report, category: str, stem: str, screenshot=None) -> dict[str, dict | None]:
+    """Open the report in headless Chromium, open `category` and view each of its entries named `stem`.<ext>
+    as a reader would (its view button): entry -> the table its view shows ({headers, rows}), or None where the
+    view shows no table (a link to download, or no page); it stops at the first that shows one."""
+    from headless import Browser, BrowserError
+
+    views = {}
+    with Browser() as browser:
+        browser.open(report.as_uri())
+        browser.wait_for("document.querySelectorAll('nav li').length > 0")
+        assert browser.evaluate(_OPEN_CATEGORY % json.dumps(category)), f"no category {category} in the report"
+        entries = browser.wait_for(_ENTRIES)
+        for i, entry in enumerate(entries):
+            if os.path.basename(entry).split(".")[0] != stem:
+                continue
+            browser.evaluate("document.querySelectorAll('iframe').forEach(f => f.dataset.seen = 1); true")
+            browser.evaluate(_VIEW % i)
+            try:  # a viewed page replaces the content's iframe by a new one
+                browser.wait_for("!!document.querySelector('iframe:not([data-seen])')", timeout=3)
+            except BrowserError:
+                views[entry] = None
+                continue
+            views[entry] = browser.wait_for(f"document.readyState === 'complete' && {_TABLE}",
+                                            frame_id=browser.frames()[-1]["id"], timeout=10)
+            if screenshot:
+                browser.screenshot(screenshot.with_name(f"{stem}.png"))
+            if views[entry] and views[entry]["rows"]:
+                break
+    return views
+
+
+@pytest.mark.slow
+def test_the_report_shows_each_table_as_a_table(smoke_run, tmp_path):
+    """snakemake --report in a real browser (headless Chromium): viewing a table of the report shows its rows."""
+    from headless import chromium
+
+    if chromium() is None:
+        pytest.skip("no chromium (.ci/run installs Debian's)")
+    workdir, _ = smoke_run
+    tables = workdir / "results" / "smoke" / "tables"
+    report = tmp_path / "report.html"
+    result = in_smoke(smoke_run, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    grouped = pd.read_csv(tables / "tradeoff_grouped.csv")
+    fits = pd.read_csv(tables / "scaling_fits.csv")
+    expected = {  # table -> (category, a header it must show, the (first, second) cells of its rows)
+        "tradeoff": ("Tables", "General avg", sorted(zip(grouped["model"], grouped["method"]))),
+        "token_stats": ("Tables", "tokens with p < 0.05", None),
+        "scaling_fits": ("Scaling", "R²", sorted(zip(fits.loc[fits["law"] != "power_law_holdout", "model"],
+                                                     fits.loc[fits["law"] != "power_law_holdout", "law"]
+                                                     .map({"linear": "linear", "power_law": "power law"})))),
+    }
+    for stem, (category, header, rows) in expected.items():
+        views = report_views(report, category, stem, screenshot=tmp_path / "shot.png")
+        shown = [table for table in views.values() if table and table["rows"]]
+        assert shown, f"{category}: no entry of {stem} shows a table in the report: {views}"
+        table = shown[0]
+        assert any(h.startswith(header) for h in table["headers"]), table["headers"]
+        if rows is not None:
+            assert sorted((r[0], r[1]) for r in table["rows"]) == rows
+        else:
+            assert sorted(r[0] for r in table["rows"]) == ["tiny-chat", "tiny-plain"]
+        # the score cells read as the Markdown table writes them: the value then its interval
+        if stem == "tradeoff":
+            general = table["headers"].index(next(h for h in table["headers"] if h.startswith(header)))
+            score = re.compile(r"-?\d\.\d+ \[-?\d\.\d+, -?\d\.\d+\]")
+            assert all(score.fullmatch(r[general]) for r in table["rows"]), table["rows"]
 
 
 def _edited(path, extra: str):

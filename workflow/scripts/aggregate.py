@@ -1,5 +1,5 @@
 """Rule `aggregate`: every evaluation and its items → the tidy trade-off table with paired bootstrap intervals
-(CSV, Parquet), the same per method × LR with seeds pooled (grouped CSV), and their Markdown/LaTeX views.
+(CSV, Parquet), the same per method × LR with seeds pooled (grouped CSV), and their Markdown/LaTeX/HTML views.
 
     snakemake --cores 2 results/default/tables/tradeoff.md
 """
@@ -9,7 +9,7 @@ from forgetbench.rule_log import log_to
 with log_to(snakemake.log[0]):  # noqa: F821
     import time
 
-    from forgetbench.aggregation.table import build_tables, paper_table, to_latex, to_markdown
+    from forgetbench.aggregation.table import build_tables, paper_table, to_html, to_latex, to_markdown
     from forgetbench.atomic import atomic_path, write_text
 
     general, settings = snakemake.params.general, snakemake.params.aggregation  # noqa: F821
@@ -28,6 +28,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     experiment = snakemake.config["experiment"]  # noqa: F821
     paper = paper_table(grouped, general, correction, domain_tasks=domain)
     write_text(out.md, to_markdown(paper, f"Domain vs general trade-off ({experiment})"))
+    write_text(out.html, to_html(paper, f"Domain vs general trade-off ({experiment})"))
     write_text(out.tex, to_latex(paper_table(grouped, general, correction, latex=True, domain_tasks=domain),
                                  f"Domain score vs general capability per method and learning rate ({experiment})"))
     print(paper.frame.to_string(index=False))

@@ -1,5 +1,6 @@
 """Rule `aggregate_scaling`: the table of every checkpoint of the scaling study, and the fitted laws (linear in
-the fine-tuning loss; shifted power law in N and t) with bootstrap CIs, as CSV, Markdown and LaTeX.
+the fine-tuning loss; shifted power law in N and t) with bootstrap CIs, as CSV, Markdown, LaTeX and HTML (the
+report's view).
 
     snakemake --cores 1 results/default/tables/scaling_fits.md
 """
@@ -17,6 +18,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
     with atomic_path(out.table) as tmp:
         table.to_csv(tmp, index=False)
     fits = fit_table(table, by=("model",), n_boot=params.n_boot, seed=0)
-    for path in (out.fits, out.md, out.tex):
+    for path in (out.fits, out.md, out.tex, out.html):
         write_fit_table(fits, path)
     print(fits.to_string(index=False))

@@ -1,5 +1,5 @@
 """The tidy table of every evaluation (one row per base model and per cell) with bootstrap intervals, and its
-paper-shaped views (seeds pooled, Markdown and LaTeX).
+paper-shaped views (seeds pooled, Markdown, LaTeX and HTML).
 
 Columns of the tidy table, per evaluation: each score (`domain`, `domain_loss`, every general task,
 `general_avg`, `general_text`) with `<score>_lo`/`_hi`, its item count `n_<task>`; the differences against the
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forgetbench.aggregation import intervals
+from forgetbench.aggregation.html import table_html
 from forgetbench.evaluation.tasks import DOMAIN_EVAL_PREFIX, SPECS
 
 ID_COLUMNS = ["model", "method", "lr", "seed"]
@@ -360,6 +361,11 @@ def _truncation_note(grouped: pd.DataFrame) -> str:
 
 def to_markdown(table: PaperTable, title: str) -> str:
     return f"# {title}\n\n" + table.frame.to_markdown(index=False) + f"\n\n{table.caption}\n"
+
+
+def to_html(table: PaperTable, title: str) -> str:
+    """The report's view of the table (Snakemake's report shows HTML, not Markdown): the same cells and caption."""
+    return table_html(table.frame, title, table.caption)
 
 
 def to_latex(table: PaperTable, title: str) -> str:

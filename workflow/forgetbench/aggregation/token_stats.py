@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from forgetbench.aggregation.html import table_html
+
+TITLE = "Pre-trained model's token probabilities on the domain's response tokens"
+NOTE = ("p: the pre-trained model's probability of each response token of the training data; "
+        "\"tokens with p < x\": their share of all response tokens; \"loss share\": the share of the summed "
+        "token loss (−log p) they carry.")
+
 
 def token_stats_table(paths: list[str | Path], models: list[str]) -> pd.DataFrame:
     """One row per model; histogram counts in long form under `hist_<lower edge>` columns."""
@@ -41,11 +48,14 @@ def display_name(column: str) -> str:
     return {"model": "Model", "tokens": "response tokens", "mean_prob": "mean p", "median_prob": "median p"}.get(column, column)
 
 
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    return table[[c for c in table if not c.startswith("hist_")]].rename(columns=display_name)
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    shown = table[[c for c in table if not c.startswith("hist_")]]
-    shown = shown.rename(columns=display_name)
-    return ("# Pre-trained model's token probabilities on the domain's response tokens\n\n"
-            + shown.to_markdown(index=False, floatfmt=".3f")
-            + "\n\np: the pre-trained model's probability of each response token of the training data; "
-            "\"tokens with p < x\": their share of all response tokens; \"loss share\": the share of the summed "
-            "token loss (−log p) they carry.\n")
+    return f"# {TITLE}\n\n{_shown(table).to_markdown(index=False, floatfmt='.3f')}\n\n{NOTE}\n"
+
+
+def to_html(table: pd.DataFrame) -> str:
+    """The report's view of the table: the Markdown view's cells on an HTML page."""
+    return table_html(_shown(table), TITLE, NOTE, float_format=".3f")

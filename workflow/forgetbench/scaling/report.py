@@ -9,6 +9,7 @@ Less".
 from __future__ import annotations
 
 import functools
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +23,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from forgetbench.atomic import atomic_path, write_text  # noqa: E402
+from forgetbench.aggregation.html import table_html  # noqa: E402
 from forgetbench.aggregation.plots import (  # noqa: E402,F401
     draw_pareto_front,
     has_domain_score,
@@ -97,6 +99,7 @@ def fit_table(
                      for c, k in NEEDS_DISTINCT[law].items() if columns[c].nunique() < k]
             flags += _bound_flags(law, result, trained["forgetting"])
             held = _holdout(trained, robust) if law == "power_law" else {}
+            flags += _holdout_flags(held, trained["forgetting"])
             for name, value in fit.params.items():
                 rows.append(
                     {
@@ -125,6 +128,15 @@ def _bound_flags(law: str, result, forgetting: pd.Series) -> list[str]:
         if result.ci_low[name] <= low + 1e-3 * width or result.ci_high[name] >= high - 1e-3 * width:
             flags.append(f"CI of {name} reaches its bound")
     return flags
+
+
+def _holdout_flags(held: dict, forgetting: pd.Series) -> list[str]:
+    """A law that extrapolates worse than the spread of what it predicts (its held-out mean absolute error above
+    the standard deviation of the observed forgetting) predicts no better than their mean."""
+    mae, spread = held.get("holdout_mae", np.nan), float(forgetting.std(ddof=0))
+    if np.isfinite(mae) and mae > spread:
+        return [f"held-out error {mae:.3g} above the observed spread {spread:.3g}"]
+    return []
 
 
 def _holdout(trained: pd.DataFrame, robust) -> dict:
@@ -181,6 +193,35 @@ def _title(group: dict) -> str:
     return ", ".join(f"{v}" if k == "model" else f"{k}={v}" for k, v in group.items()) or "all cells"
 
 
+LAW_NAMES = {"linear": "linear law", "power_law": "power law"}
+
+
+def fit_note(stats: pd.Series) -> str:
+    """What a figure may say about one fit (a row of the fit table), so a figure never claims more than
+    scaling_fits.md: its `flag` (computed once, in fit_table) comes first; an underdetermined fit shows no R²
+    (its parameters trade off, so a high R² says nothing), another flagged fit shows R² and RMSE only after
+    its flag, an unflagged one shows them plainly; then the held-out error, or "no held-out error"."""
+    flag = "" if pd.isna(stats.get("flag")) else str(stats["flag"])
+    name, fit = LAW_NAMES.get(stats["law"], stats["law"]), f"R²={stats['r2']:.3f}, RMSE={stats['rmse']:.3g}"
+    if "underdetermined" in flag:
+        note = f"{name}: {flag} — not a determined fit"
+    elif flag:
+        note = f"{name}: {flag} — {fit} of a flagged fit"
+    else:
+        note = f"{name}: {fit}"
+    mae, rel = stats.get("holdout_mae", np.nan), stats.get("holdout_rel_error", np.nan)
+    return note + ("; no held-out error" if pd.isna(mae) else f"; held-out MAE {mae:.3g} ({rel:.0%})")
+
+
+def _fit_title(fits: pd.DataFrame, group: dict, law: str) -> str:
+    """A panel's title: the group, then fit_note of its `law` fit wrapped to the panel's width."""
+    rows = _select(fits, group)
+    rows = rows[rows["law"] == law]
+    if rows.empty:
+        return _title(group)
+    return _title(group) + "\n" + textwrap.fill(fit_note(rows.iloc[0]), 56, break_on_hyphens=False)
+
+
 # --- tables ---------------------------------------------------------------------------------------------
 
 _TEX_PARAM = {
@@ -228,8 +269,19 @@ def fit_table_latex(table: pd.DataFrame, caption: str | None = None) -> str:
     return body.to_latex(index=False, escape=False, caption=caption, label="tab:scaling-fits")
 
 
+def fit_table_html(table: pd.DataFrame) -> str:
+    """The fit table as the report shows it: the Markdown view's columns on an HTML page."""
+    return table_html(
+        _display(table, latex=False), "Forgetting laws fitted per model (scaling study)",
+        "Linear law F = intercept + slope·L_ft in the fine-tuning loss, and power law F = A·(N^β·t)^α + B in the "
+        "fine-tuned parameters N and update steps t (Kalajdzievski, 2024); estimates with bootstrap percentile "
+        "intervals over the checkpoints (n: checkpoints fitted). held-out MAE: the power law fitted on the smaller N "
+        "(or earlier steps) and scored on the rest; flag: a fit that cannot be trusted.")
+
+
 def write_fit_table(table: pd.DataFrame, path: str | Path) -> None:
-    """Write the fit table atomically; the format follows the suffix: .csv (raw numbers), .md or .tex."""
+    """Write the fit table atomically; the format follows the suffix: .csv (raw numbers), .md, .tex or .html (the
+    report's view)."""
     path = Path(path)
     if path.suffix == ".csv":
         with atomic_path(path) as tmp:
@@ -238,8 +290,10 @@ def write_fit_table(table: pd.DataFrame, path: str | Path) -> None:
         write_text(path, fit_table_markdown(table))
     elif path.suffix == ".tex":
         write_text(path, fit_table_latex(table))
+    elif path.suffix == ".html":
+        write_text(path, fit_table_html(table))
     else:
-        raise ValueError(f"{path}: fit table format must be .csv, .md or .tex")
+        raise ValueError(f"{path}: fit table format must be .csv, .md, .tex or .html")
 
 
 # --- Pareto front ---------------------------------------------------------------------------------------
@@ -292,8 +346,9 @@ def _few_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(nbins=4))
 
 
-def plot_forgetting_vs_steps(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> None:
-    """(a) Forgetting against update steps (log axis), one colour per N, the fitted power law as curves."""
+def plot_forgetting_vs_steps(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> plt.Figure:
+    """(a) Forgetting against update steps (log axis), one colour per N, the fitted power law as curves, its
+    flags and statistics in the title (fit_note). Saved to out_png; the Figure is returned."""
     groups = _fits(fits)
     fig, axes = _panels(len(groups))
     for ax, (group, _, pw, _) in zip(axes, groups):
@@ -310,13 +365,15 @@ def plot_forgetting_vs_steps(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_p
         _plain_log_ticks(ax.xaxis, part["step"])
         ax.set_xlabel("update steps t")
         ax.set_ylabel(FORGETTING_LABEL)
-        ax.set_title(_title(group) + (f"  (power law R²={pw.r2:.3f})" if pw is not None else ""))
+        ax.set_title(_fit_title(fits, group, "power_law"), fontsize=8)
         ax.legend(fontsize=7, frameon=False)
     save_figure(fig, out_png)
+    return fig
 
 
-def plot_forgetting_vs_ft_loss(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> None:
-    """(b) Forgetting against fine-tuning loss, one colour per method, the fitted linear law as a line."""
+def plot_forgetting_vs_ft_loss(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> plt.Figure:
+    """(b) Forgetting against fine-tuning loss, one colour per method, the fitted linear law as a line, its
+    flags and statistics in the title (fit_note). Saved to out_png; the Figure is returned."""
     groups = _fits(fits)
     fig, axes = _panels(len(groups))
     for ax, (group, lin, _, _) in zip(axes, groups):
@@ -325,17 +382,19 @@ def plot_forgetting_vs_ft_loss(scaling_df: pd.DataFrame, fits: pd.DataFrame, out
         sns.scatterplot(data=part, x="ft_loss", y="forgetting", hue=hue, s=22, alpha=0.75, ax=ax)
         if lin is not None:
             xs = np.linspace(part["ft_loss"].min(), part["ft_loss"].max(), 50)
-            ax.plot(xs, lin.predict(xs), color="black", lw=1.4, label=f"linear fit (R²={lin.r2:.3f})")
+            ax.plot(xs, lin.predict(xs), color="black", lw=1.4, label="linear fit (see title)")
         ax.set_xlabel("fine-tuning loss (domain test loss, nats/token)")
         ax.set_ylabel(FORGETTING_LABEL)
         _few_ticks(ax.xaxis)
-        ax.set_title(_title(group))
+        ax.set_title(_fit_title(fits, group, "linear"), fontsize=8)
         ax.legend(fontsize=7, frameon=False)
     save_figure(fig, out_png)
+    return fig
 
 
-def plot_observed_vs_predicted(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> None:
-    """(c) Observed forgetting against the power law's prediction, with the identity line."""
+def plot_observed_vs_predicted(scaling_df: pd.DataFrame, fits: pd.DataFrame, out_png: str | Path) -> plt.Figure:
+    """(c) Observed forgetting against the power law's prediction, with the identity line, the fit's flags,
+    statistics and held-out error in the title (fit_note). Saved to out_png; the Figure is returned."""
     groups = [g for g in _fits(fits) if g[2] is not None]
     if not groups:
         raise ValueError("fit table has no power-law fit to plot")
@@ -363,8 +422,9 @@ def plot_observed_vs_predicted(scaling_df: pd.DataFrame, fits: pd.DataFrame, out
         ax.set_ylabel("observed forgetting (Δ bpb)")
         _few_ticks(ax.xaxis)
         ax.legend(fontsize=7, frameon=False)
-        ax.set_title(f"{_title(group)}  (R²={pw.r2:.3f}, RMSE={pw.rmse:.3g})")
+        ax.set_title(_fit_title(fits, group, "power_law"), fontsize=8)
     save_figure(fig, out_png)
+    return fig
 
 
 def plot_domain_vs_general(
