@@ -37,14 +37,14 @@ def test_dry_run_of_the_default_shows_the_whole_dag(tmp_path):
     counts = job_counts(result.stdout + result.stderr)
     # SmolLM2: 2 LRs × (7 trained methods + wise-0.5 and lines from the sft run); Gemma: 2 LRs × (sft, lora);
     # each base model is evaluated once and scores the training data once.
-    # The scaling study: 2 LoRA ranks + full fine-tuning on one model, 2 checkpoints each, plus the base as step 0.
+    # The scaling study: 2 LoRA ranks + full fine-tuning on one model, 3 checkpoints each, plus the base as step 0.
     # Each of the 24 evaluated models runs one evaluation job (the family `all`: on a CPU one start-up per
     # model), written to its metrics file by merge_evaluations.
     assert counts == {"aggregate": 1, "aggregate_scaling": 1, "aggregate_token_stats": 1, "all": 1,
-                      "combine_posthoc": 4, "evaluate": 24, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 6,
+                      "combine_posthoc": 4, "evaluate": 24, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 9,
                       "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1,
                       "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3,
-                      "total": 92}
+                      "total": 95}
     # score_base checks the training data's lengths before any cell trains
     trains = [block for block in (result.stdout + result.stderr).split("\nrule ")[1:] if block.startswith("train")]
     assert len(trains) == 21 and all("/base/train_scores/token_stats.json" in block.split("\n")[1] for block in trains)
@@ -101,7 +101,7 @@ def test_dry_run_of_a_paper_scale_config(tmp_path):
     assert counts["merge_evaluations"] == cells * 9 + 3
     assert counts["evaluate"] == (cells * 9 + 3) * tasks
     assert counts["prepare_model"] == 3
-    assert counts["train_scaling"] == 3 and counts["evaluate_checkpoint"] == 3 * 2
+    assert counts["train_scaling"] == 3 and counts["evaluate_checkpoint"] == 3 * 3
 
 
 def test_gpu_requests_are_sized_per_model(tmp_path):
