@@ -410,3 +410,14 @@ def test_real_hub_call_with_hf_hub_offline(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert "CONFIGERROR domain 'mc': cannot load hub dataset 'ncbi/MedCalc-Bench-v1.0' offline;" in out.stdout, \
         out.stderr[-2000:]
+
+
+def test_the_offline_check_looks_for_the_hub_datasets_the_loader_reads():
+    """The parse-time cache check and the length check ask hub_dataset_ids, which follows _load_hub: a hub_id
+    override is also the test split's source unless the dataset has its own test id."""
+    from forgetbench.data.sources import hub_dataset_ids
+
+    assert hub_dataset_ids({"source": "hub", "dataset": "medcalc_bench", "hub_id": "me/mc"}) == ["me/mc"]
+    assert hub_dataset_ids({"source": "hub", "dataset": "metamathqa"}) == ["meta-math/MetaMathQA", "openai/gsm8k"]
+    assert hub_dataset_ids({"source": "hub", "format": "messages", "hub_id": "me/chats"}) == ["me/chats"]
+    assert hub_dataset_ids({"source": "local", "path": "x.jsonl"}) == []

@@ -252,6 +252,7 @@ def test_gsm8k_task_scores_canned_generations_through_lm_eval():
     from lm_eval.tasks import TaskManager
 
     from forgetbench.evaluation.runner import _metrics
+    from forgetbench.evaluation.tasks import PRIMARY
 
     wrong = "Off by one: #### {a}9"
     formats = ["Adding up gives {a}.0\n#### {a}.0", "#### {a}\n\nNow 2 more questions.", "The answer is {a}.",
@@ -275,6 +276,6 @@ def test_gsm8k_task_scores_canned_generations_through_lm_eval():
     missed = [s["resps"][0][0].startswith("Off") for s in samples]
     assert [s["exact_match"] for s in samples] == [0.0 if m else 1.0 for m in missed] and sum(missed) == 2
     assert out["versions"]["fb_gsm8k"] == 2.0
-    metrics = _metrics(out, "gsm8k", "fb_gsm8k", "offline")
+    metrics = _metrics(out, "gsm8k", "fb_gsm8k", PRIMARY[("gsm8k", "offline")])
     assert (metrics["metric"], metrics["filter"]) == ("exact_match", "final_answer")
     assert metrics["score"] == pytest.approx(10 / 12)

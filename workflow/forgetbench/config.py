@@ -229,8 +229,7 @@ def check_methods(config: dict, where: str) -> None:
     is not a registered name runs the method its `method` entry names (lora-r16: {method: lora, r: 16})."""
     for name in list(config["methods"]):
         method = _check_method_key(config, name, where)
-        hparams = method.validate_hparams(method_hparams(config, name) or config["methods"][name],
-                                          f"{where}: methods.{name}")
+        hparams = method.validate_hparams(method_hparams(config, name), f"{where}: methods.{name}")
         named = registry_name(config, name)
         config["methods"][name] = {METHOD_KEY: named, **hparams} if named != name else hparams
         if method.kind != "posthoc":

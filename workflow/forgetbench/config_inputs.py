@@ -131,7 +131,7 @@ def domain_test_size(domain: dict) -> int | None:
 
 
 def check_domain_inputs(config: dict, where: str) -> None:
-    from forgetbench.data.sources import HUB_DATASETS, check_domain_keys
+    from forgetbench.data.sources import check_domain_keys, hub_dataset_ids
 
     domain = config["domain"]
     try:
@@ -142,18 +142,11 @@ def check_domain_inputs(config: dict, where: str) -> None:
         for key in ("path", "test_path"):
             if domain.get(key) and not Path(domain[key]).is_file():
                 raise ConfigError(f"{where}: domain.{key}: file not found: {domain[key]}")
-    if domain["source"] == "hub" and offline_env() and domain.get("dataset") in HUB_DATASETS:
-        spec = HUB_DATASETS[domain["dataset"]]
-        for hub_id in {domain.get("hub_id") or spec.hub_id, domain.get("test_hub_id") or spec.test_hub_id or spec.hub_id}:
-            if not dataset_cached(hub_id):
-                raise ConfigError(f"{where}: domain: hub dataset '{hub_id}' is not in the local cache and HF_HUB_OFFLINE "
-                                  f"is set: `python -c \"import datasets; datasets.load_dataset('{hub_id}')\"` once "
-                                  f"with network access")
-    if domain["source"] == "hub" and offline_env() and domain.get("dataset") is None and domain.get("hub_id") \
-            and not dataset_cached(domain["hub_id"]):  # a TRL format's generic hub dataset
-        raise ConfigError(f"{where}: domain: hub dataset '{domain['hub_id']}' is not in the local cache and "
-                          f"HF_HUB_OFFLINE is set: `python -c \"import datasets; datasets.load_dataset("
-                          f"'{domain['hub_id']}')\"` once with network access")
+    for hub_id in hub_dataset_ids(domain) if offline_env() else []:
+        if not dataset_cached(hub_id):
+            raise ConfigError(f"{where}: domain: hub dataset '{hub_id}' is not in the local cache and HF_HUB_OFFLINE "
+                              f"is set: `python -c \"import datasets; datasets.load_dataset('{hub_id}')\"` once "
+                              f"with network access")
     size = domain_test_size(domain)
     limit = (config["evaluation"].get("domain") or {}).get("limit")
     if size is not None and limit is not None and limit > size:

@@ -66,13 +66,11 @@ def _data_fingerprint(domain: dict) -> list | None:
 
         return ["medcalc-bench", importlib.metadata.version("medcalc-bench")]
     if source == "hub":
-        from forgetbench.data.sources import HUB_DATASETS
+        from forgetbench.data.sources import hub_dataset_ids
         from forgetbench.hub_cache import dataset_cached
 
-        spec = HUB_DATASETS.get(domain.get("dataset"))
-        ids = {domain.get("hub_id") or spec.hub_id, domain.get("test_hub_id") or spec.test_hub_id or spec.hub_id} \
-            if spec else {domain["hub_id"]} if domain.get("hub_id") else set()  # a TRL format reads any hub_id
-        return sorted(ids) if ids and all(dataset_cached(i) for i in ids) else None
+        ids = hub_dataset_ids(domain)
+        return ids if ids and all(dataset_cached(i) for i in ids) else None
     return None
 
 
@@ -98,8 +96,7 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
     out = {"records": encoded.records, "truncated": len(encoded.truncated), "longest": encoded.longest,
            "summary": encoded.summary()}
     if max_gen_toks and has_answers(fmt):  # generated answers exist for the QA formats only
-        out["gen"] = references_beyond_max_gen_toks(tokenizer, test, domain.get("format", "label"), eval_limit,
-                                                    eval_seed, max_gen_toks)
+        out["gen"] = references_beyond_max_gen_toks(tokenizer, test, fmt, eval_limit, eval_seed, max_gen_toks)
     return out
 
 

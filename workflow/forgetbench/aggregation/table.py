@@ -40,7 +40,7 @@ DELTAS = {"domain": ("delta_domain", "vs_sft_domain"), "domain_loss": ("delta_do
 DEFAULT_DOMAIN = ("domain",)  # domain_score_tasks of a QA-format domain without domain.eval
 
 
-def _domain_columns(domain_tasks) -> tuple[list[str], list[str]]:
+def domain_columns(domain_tasks) -> tuple[list[str], list[str]]:
     """(the quantities the domain columns open with, the domain-score tasks among them that are columns of their
     own): (["domain"], []) for the `domain` task alone, (["domain", "domain.a", ...], ["domain.a", ...]) for
     domain.eval tasks, ([], []) for none."""
@@ -81,7 +81,7 @@ def load_evaluations(metric_paths: list[str | Path], item_paths: list[str | Path
                      domain_tasks=DEFAULT_DOMAIN) -> list[Evaluation]:
     if len(metric_paths) != len(item_paths):
         raise ValueError(f"{len(metric_paths)} metrics files but {len(item_paths)} items files")
-    opening, own = _domain_columns(domain_tasks)
+    opening, own = domain_columns(domain_tasks)
     evaluations = []
     for path, items_path in zip(metric_paths, item_paths):
         result = json.loads(Path(path).read_text())
@@ -123,7 +123,7 @@ class ModelResamples:
 
 def _resample_model(model: str, evaluations: list[Evaluation], general: list[str], n_resamples: int,
                     seed: int, domain_tasks=DEFAULT_DOMAIN) -> ModelResamples:
-    opening, own = _domain_columns(domain_tasks)
+    opening, own = domain_columns(domain_tasks)
     tasks = [*(own or opening), "domain_loss", *general, "general_text"]
     per_task = {}
     n_items = {"domain": 0} if own else {}
@@ -284,7 +284,7 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
     """Rows method × LR per model (base first); each score with its 95 % interval, the differences against the
     base model (and, in the `vs_sft` columns, against sft at the same LR) marked where significant. The domain
     score's column is absent without a domain-score task; with several, each also has a column of its own."""
-    opening, own = _domain_columns(domain_tasks) if "domain" in grouped else ([], [])
+    opening, own = domain_columns(domain_tasks) if "domain" in grouped else ([], [])
     shown_domain = opening if len(own) > 1 else opening[:1]
     scores = [*shown_domain, *general, "general_avg", "domain_loss"]
     differences = ["delta_general", "forgetting", "delta_domain_loss", "vs_sft_general", "vs_sft_forgetting"]

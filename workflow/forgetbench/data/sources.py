@@ -409,8 +409,7 @@ def _load_hub(cfg: dict, base_dir: Path):
         raise ConfigError(f"{_where(cfg)}: unknown hub dataset '{name}'; known: {', '.join(HUB_DATASETS)}")
     spec = HUB_DATASETS[name]
     seed = _int(cfg, "seed", 0)
-    hub_id = cfg.get("hub_id") or spec.hub_id
-    test_id = cfg.get("test_hub_id") or spec.test_hub_id or hub_id
+    hub_id, test_id = _known_hub_ids(cfg, spec)
     train_rows = _load_hub_split(cfg, hub_id, spec.train[0], spec.train[1], _int(cfg, "limit_train", minimum=1), seed)
     test_rows = _load_hub_split(cfg, test_id, spec.test[0], spec.test[1], _int(cfg, "limit_test", minimum=1), seed)
     train = _map_rows(train_rows, spec.mapper, "train", cfg, hub_id)
@@ -555,6 +554,24 @@ def write_domain(cfg: dict, out_train, out_test, base_dir=".") -> tuple[int, int
     write_jsonl(out_train, train)
     write_jsonl(out_test, test)
     return len(train), len(test)
+
+
+def hub_dataset_ids(cfg: dict) -> list[str]:
+    """The hub datasets a domain reads, known without reading them: a known dataset's train and test ids (or
+    their hub_id / test_hub_id overrides), a TRL format's hub_id; none for other sources."""
+    if cfg.get("source") != "hub":
+        return []
+    spec = HUB_DATASETS.get(cfg.get("dataset"))
+    if spec is not None:
+        return sorted(set(_known_hub_ids(cfg, spec)))
+    return [cfg["hub_id"]] if cfg.get("dataset") is None and cfg.get("hub_id") else []
+
+
+def _known_hub_ids(cfg: dict, spec) -> tuple[str, str]:
+    """A known dataset's (train, test) hub ids: its own, or the config's hub_id / test_hub_id (the test split
+    comes from the train's id unless the dataset or the config name another)."""
+    hub_id = cfg.get("hub_id") or spec.hub_id
+    return hub_id, cfg.get("test_hub_id") or spec.test_hub_id or hub_id
 
 
 def check_domain_keys(cfg: dict) -> None:

@@ -366,11 +366,9 @@ def _clean(value):
     return None if value in ("N/A", None) else value
 
 
-def _metrics(results: dict, name: str, task_name: str, primary: tuple[str, str] | str) -> dict:
-    """A task key's metrics from lm-eval's results: the score of its primary (metric, filter), or of a catalogue
-    task's PRIMARY where `primary` is its source, and every metric lm-eval reported."""
-    if isinstance(primary, str):
-        primary = PRIMARY.get((base_name(name), primary), ("acc", "none"))
+def _metrics(results: dict, name: str, task_name: str, primary: tuple[str, str]) -> dict:
+    """A task key's metrics from lm-eval's results: the score of its primary (metric, filter) and every metric
+    lm-eval reported."""
     metric, filt = primary
     res = results["results"].get(task_name)
     if res is None:

@@ -313,15 +313,7 @@ def eval_families(evaluation: dict, where: str = "config", domain: dict | None =
             if task in owner:
                 raise ConfigError(f"{key}: '{task}' is already in family '{owner[task]}'")
             owner[task] = family
-        runs = {}
-        for task in members:
-            if task in tasks:
-                run = lm_eval_name(task, normalize_tasks({task: tasks[task]})[task])
-                if run in runs:
-                    raise ConfigError(f"{key}: '{runs[run]}' and '{task}' both run lm-eval task '{run}', which one "
-                                      f"evaluation (one simple_evaluate call) cannot run twice: put them in "
-                                      f"different families")
-                runs[run] = task
+        _refuse_shared_task(normalize_tasks({task: tasks[task] for task in members}), members, None, key)
         families[family] = list(members)
     for task in tasks:
         if task not in owner:
@@ -393,37 +385,45 @@ def check_scaling_tasks(tasks: dict[str, dict], include_path: list[str], where: 
     in one simple_evaluate call: two of them that run the same lm-eval task (scaling.general.gsm8k and
     domain.eval.gsm8k) would fail there, after training."""
     settings = normalize_tasks(tasks)
-    runs = {name: lm_eval_name(name, s) for name, s in settings.items()}
     if _needs_index(settings) and index is None:
         from forgetbench.evaluation.lm_eval_index import LmEvalIndex
 
         index = LmEvalIndex([TASKS_DIR, *include_path])
+    clash = shared_lm_eval_task(settings, list(settings), index)
+    if clash:
+        first, second, leaf = clash
+        raise ConfigError(f"{where}: scaling.general: '{first}' and '{second}' both run lm-eval task '{leaf}', and each "
+                          f"checkpoint is evaluated in one simple_evaluate call, which cannot run a task twice: drop "
+                          f"it from scaling.general (the domain score is evaluated at every checkpoint anyway)")
+
+
+def shared_lm_eval_task(settings: dict[str, dict], members: list[str], index=None) -> tuple[str, str, str] | None:
+    """Two of `members` that run the same lm-eval task, which one simple_evaluate call cannot run twice: (the
+    first, the second, the task), or None. With lm-eval's index (forgetbench.evaluation.lm_eval_index) a group
+    counts by its leaf tasks, so a task and a group holding it clash too."""
     owner = {}
-    for name, run in runs.items():
+    for name in members:
+        run = lm_eval_name(name, settings[name])
         leaves = [leaf for leaf, _ in index.leaves(run)] if index is not None and not is_catalogue(name) else []
         for leaf in leaves or [run]:
-            if leaf in owner and owner[leaf] != name:
-                raise ConfigError(f"{where}: scaling.general: '{owner[leaf]}' and '{name}' both run lm-eval task "
-                                  f"'{leaf}', and each checkpoint is evaluated in one simple_evaluate call, which "
-                                  f"cannot run a task twice: drop it from scaling.general (the domain score is "
-                                  f"evaluated at every checkpoint anyway)")
-            owner[leaf] = name
+            if owner.setdefault(leaf, name) != name:
+                return owner[leaf], name, leaf
+    return None
+
+
+def _refuse_shared_task(settings: dict[str, dict], members: list[str], index, key: str) -> None:
+    clash = shared_lm_eval_task(settings, members, index)
+    if clash:
+        first, second, leaf = clash
+        raise ConfigError(f"{key}: '{first}' and '{second}' both run lm-eval task '{leaf}', which one evaluation (one "
+                          f"simple_evaluate call) cannot run twice: put them in different families")
 
 
 def _check_family_leaves(index, settings: dict[str, dict], families: dict[str, list[str]], where: str) -> None:
     """A task and a group holding it (or two groups sharing a task) cannot share a family: one simple_evaluate
     call runs each lm-eval task once."""
     for family, members in families.items():
-        owner = {}
-        for name in members:
-            run = lm_eval_name(name, settings[name])
-            leaves = [leaf for leaf, _ in index.leaves(run)] if not is_catalogue(name) else [run]
-            for leaf in leaves or [run]:
-                if leaf in owner and owner[leaf] != name:
-                    raise ConfigError(f"{where}: evaluation.families.{family}: '{owner[leaf]}' and '{name}' both run "
-                                      f"lm-eval task '{leaf}', which one evaluation (one simple_evaluate call) cannot "
-                                      f"run twice: put them in different families")
-                owner[leaf] = name
+        _refuse_shared_task(settings, members, index, f"{where}: evaluation.families.{family}")
 
 
 def _check_lm_eval_task(index, name: str, s: dict, include: bool) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forgetbench.aggregation.table import DEFAULT_DOMAIN, _domain_columns
+from forgetbench.aggregation.table import DEFAULT_DOMAIN, domain_columns
 
 
 def build_scaling_table(paths: list[str | Path], general: list[str], domain_tasks=DEFAULT_DOMAIN) -> pd.DataFrame:
-    opening, own = _domain_columns(domain_tasks)
+    opening, own = domain_columns(domain_tasks)
     rows = []
     for path in paths:
         result = json.loads(Path(path).read_text())
