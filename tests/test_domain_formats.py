@@ -66,7 +66,8 @@ def one(tok, record, fmt, chat, turns="all", max_len=512):
 
 def test_messages_with_the_chat_template_train_every_assistant_turn(tok):
     example = one(tok, CHAT, "messages", chat=True)
-    assert spans(tok, example) == ["Hello<|im_end|>\n", "4<|im_end|>\n"]
+    # the newline that ends each generation prompt is the turn's: lm-eval scores it as the continuation's
+    assert spans(tok, example) == ["\nHello<|im_end|>\n", "\n4<|im_end|>\n"]
     assert tok.decode(example["input_ids"]) == tok.apply_chat_template(CHAT["messages"], tokenize=False) == (
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello"
         "<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n")
@@ -74,7 +75,7 @@ def test_messages_with_the_chat_template_train_every_assistant_turn(tok):
 
 def test_messages_assistant_turns_last_trains_the_last_turn_only(tok):
     example = one(tok, CHAT, "messages", chat=True, turns="last")
-    assert spans(tok, example) == ["4<|im_end|>\n"]
+    assert spans(tok, example) == ["\n4<|im_end|>\n"]
     assert example["input_ids"] == one(tok, CHAT, "messages", chat=True)["input_ids"]
 
 
@@ -86,9 +87,9 @@ def test_messages_without_a_chat_template_use_the_plain_rendering(tok, tiny_mode
     example = one(tok, CHAT, "messages", chat=False)
     assert tok.decode(example["input_ids"]) == (
         "Be brief.\n\nUser:\nHi\n\nAssistant:\nHello\n\nUser:\n2+2?\n\nAssistant:\n4<|im_end|>")
-    assert spans(tok, example) == ["Hello", "4<|im_end|>"]
+    assert spans(tok, example) == ["\nHello", "\n4<|im_end|>"]
     assert example["input_ids"][-1] == tok.eos_token_id
-    assert spans(tok, one(tok, CHAT, "messages", chat=False, turns="last")) == ["4<|im_end|>"]
+    assert spans(tok, one(tok, CHAT, "messages", chat=False, turns="last")) == ["\n4<|im_end|>"]
 
 
 def test_string_prompt_completion_is_plain_concatenation_even_for_a_chat_model(tok):
@@ -96,15 +97,18 @@ def test_string_prompt_completion_is_plain_concatenation_even_for_a_chat_model(t
     example = one(tok, record, "prompt_completion", chat=True)
     assert tok.decode(example["input_ids"]) == "Q: 2+2?\nA: 4<|im_end|>"
     assert spans(tok, example) == [" 4<|im_end|>"]
+    # a prompt that ends in whitespace gives it to the completion, where lm-eval scores it
+    spaced = one(tok, {**record, "prompt": "Q: 2+2?\nA: ", "completion": "4"}, "prompt_completion", chat=True)
+    assert spaced["input_ids"] == example["input_ids"] and spans(tok, spaced) == [" 4<|im_end|>"]
 
 
 def test_conversational_prompt_completion_trains_the_completion(tok):
     record = {"id": "p2", "source": "toy", "prompt": msgs(("user", "Hi"), ("assistant", "Hello"), ("user", "2+2?")),
               "completion": msgs(("assistant", "4"))}
     example = one(tok, record, "prompt_completion", chat=True)
-    assert spans(tok, example) == ["4<|im_end|>\n"]
+    assert spans(tok, example) == ["\n4<|im_end|>\n"]
     assert tok.decode(example["input_ids"]).startswith(SYSTEM + "<|im_start|>user\nHi<|im_end|>\n")
-    assert spans(tok, one(tok, record, "prompt_completion", chat=False)) == ["4<|im_end|>"]
+    assert spans(tok, one(tok, record, "prompt_completion", chat=False)) == ["\n4<|im_end|>"]
 
 
 def test_text_trains_every_token_and_chunks_long_documents_per_document(tok):
@@ -138,12 +142,12 @@ def test_cot_and_label_encode_as_before(tok):
 
 
 def test_cut_conversations_are_counted_like_cut_responses(tok):
-    """Trained tokens at 18-20 and 34-36 of 37: max_len 30 cuts the second turn, 18 leaves none."""
+    """Trained tokens at 17-20 and 33-36 of 37: max_len 30 cuts the second turn, 17 leaves none."""
     encoded = encode_records(tok, [CHAT], "messages", 30, chat=True)
     assert (len(encoded.truncated), encoded.dropped, encoded.longest) == (1, 0, 37)
-    assert spans(tok, encoded.examples[0]) == ["Hello<|im_end|>\n"]
-    assert (encode_records(tok, [CHAT], "messages", 18, chat=True).dropped,
-            encode_records(tok, [CHAT], "messages", 19, chat=True).dropped) == (1, 0)
+    assert spans(tok, encoded.examples[0]) == ["\nHello<|im_end|>\n"]
+    assert (encode_records(tok, [CHAT], "messages", 17, chat=True).dropped,
+            encode_records(tok, [CHAT], "messages", 18, chat=True).dropped) == (1, 0)
     with pytest.raises(ConfigError) as error:
         encoded.check(0.01, "t.jsonl")
     assert str(error.value) == ("t.jsonl: 1 of 1 responses (100.0 %) do not fit whole in max_seq_len 30 (the longest "
@@ -192,9 +196,9 @@ def test_domain_loss_renders_the_last_turn_as_training_does(tok, tiny_model_dir,
     [doc] = loss_docs(tmp_path, tiny_model_dir, [CHAT], "messages", chat)
     example = one(tok, CHAT, "messages", chat, turns="last")
     assert doc["prompt_text"] + doc["response"] == tok.decode(example["input_ids"])
-    # the context's trailing newline moves into the continuation, as lm-eval would move it
+    # the context's trailing newline is the continuation's, as lm-eval scores it and training trains it
     assert doc["response"] == ("\n4<|im_end|>\n" if chat else "\n4<|im_end|>")
-    assert doc["response"] == "\n" + spans(tok, example)[-1]
+    assert doc["response"] == spans(tok, example)[-1]
     assert doc["n_tokens"] == len(tok(doc["response"], add_special_tokens=False)["input_ids"]) == (4 if chat else 3)
     assert last_turn(tok, CHAT, "messages", chat)[1] == spans(tok, example)[-1]
 
@@ -478,9 +482,31 @@ def test_a_few_training_steps_on_trl_data(tiny_model_dir, tmp_path, fmt, records
         assert (run["split_documents"], run["windows"], run["truncated_responses"]) == (0, 4, 0)
 
 
+@pytest.mark.parametrize("chat", [True, False])
+def test_the_domain_tasks_context_is_what_training_trains_after(tok, tiny_model_dir, tmp_path, chat):
+    """cot/label: the domain task generates after its prompt (lm-eval applies the chat template's generation
+    prompt) and the domain loss scores the response after it; training trains exactly the tokens that follow
+    that context, the joining newline among them (trained as context, a base model stopped producing it)."""
+    record = make_record("q1", "What is 2 plus 2?", "4", answer_type="integer")
+    write_jsonl(tmp_path / "test.jsonl", [record])
+    [gen] = list(_loaders().domain(forgetbench={"domain": {"path": str(tmp_path / "test.jsonl"),
+                                                           "format": "label"}})["test"])
+    context = gen["prompt_text"]
+    if chat:
+        context = tok.apply_chat_template([{"role": "user", "content": context}], tokenize=False,
+                                          add_generation_prompt=True)
+    example = encode_example(tok, record, "label", 512, chat)
+    [trained] = spans(tok, example)
+    assert trained == ("\nAnswer: 4<|im_end|>\n" if chat else "\nAnswer: 4<|im_end|>")
+    assert tok.decode(example["input_ids"]) == context.rstrip() + trained
+    [loss] = loss_docs(tmp_path, tiny_model_dir, [record], "label", chat)
+    assert loss["n_tokens"] == len(tok("\nAnswer: 4", add_special_tokens=False)["input_ids"]) == 5
+
+
 def test_lm_eval_scores_the_tokens_training_trains(tiny_model_dir, tok, tmp_path):
     """lm-eval, given the loader's docs without its own chat template, scores the last assistant turn's tokens
-    as training tokenizes them (plus the newline lm-eval moves out of the context): the same log-likelihood."""
+    as training tokenizes them (the newline lm-eval moves out of the context among them): the same
+    log-likelihood."""
     import lm_eval
     import torch
     from lm_eval.tasks import TaskManager
@@ -498,7 +524,7 @@ def test_lm_eval_scores_the_tokens_training_trains(tiny_model_dir, tok, tmp_path
     scored = sample["resps"][0][0][0]
     example = one(tok, CHAT, "messages", chat=True, turns="last")
     ids = torch.tensor([example["input_ids"]])
-    first = example["labels"].index(next(label for label in example["labels"] if label != IGNORE_INDEX)) - 1
+    first = next(t for t, label in enumerate(example["labels"]) if label != IGNORE_INDEX)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     with torch.no_grad():
         logprobs = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)

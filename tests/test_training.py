@@ -36,7 +36,8 @@ def test_loss_mask_covers_exactly_the_response(tiny_model_dir):
     rec = records(1)[0]
     enc = encode_example(tok, rec, "label", 512, chat=True)
     response_ids = [t for t, l in zip(enc["input_ids"], enc["labels"]) if l != IGNORE_INDEX]
-    assert tok.decode(response_ids) == "Answer: 1<|im_end|>\n"
+    # the generation prompt's newline is trained: lm-eval scores it as part of the continuation
+    assert tok.decode(response_ids) == "\nAnswer: 1<|im_end|>\n"
     assert enc["labels"][: len(enc["labels"]) - len(response_ids)] == [IGNORE_INDEX] * (len(enc["labels"]) - len(response_ids))
     assert "<|im_start|>assistant\n" in tok.decode(enc["input_ids"])
 
@@ -45,7 +46,8 @@ def test_plain_format_for_models_without_chat_template(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     enc = encode_example(tok, records(1)[0], "label", 512, chat=False)
     response = [t for t, l in zip(enc["input_ids"], enc["labels"]) if l != IGNORE_INDEX]
-    assert tok.decode(response) == "Answer: 1" + tok.eos_token
+    # the newline that joins prompt and response is trained: the domain task generates from the bare prompt
+    assert tok.decode(response) == "\nAnswer: 1" + tok.eos_token
     assert "<|im_start|>" not in tok.decode(enc["input_ids"])
 
 

@@ -116,8 +116,8 @@ def domain(**kwargs):
 
 def domain_loss(**kwargs):
     """The domain test set's prompts and reference responses (the training targets), for their log-likelihood.
-    Without a chat template training joins prompt and response with a newline, so the newline is part of the
-    continuation; each doc counts its continuation's tokens with the model's tokenizer (lm-eval reports only the
+    The whitespace between prompt and response is scored and trained as the response's (the plain form's
+    newline; the one that ends a chat template's generation prompt, moved there by lm-eval); each doc counts its continuation's tokens with the model's tokenizer (lm-eval reports only the
     summed log-likelihood), so the task's loss is per token, like the fine-tuning loss."""
     from transformers import AutoTokenizer
 
@@ -134,10 +134,24 @@ def domain_loss(**kwargs):
         return _dataset("domain_loss", [_trl_loss_doc(tokenizer, r, fmt, settings) for r in records], kwargs, pool=[])
     docs = []
     for r in records:
-        response = ("" if settings.get("chat") else "\n") + build_response(r, fmt)
-        docs.append({"id": r["id"], "prompt_text": build_prompt(r, fmt), "response": response,
-                     "n_tokens": len(tokenizer(response, add_special_tokens=False)["input_ids"])})
+        prompt, response = build_prompt(r, fmt), build_response(r, fmt)
+        scored = _scored_response(tokenizer, prompt, response, bool(settings.get("chat")))
+        # with a chat template lm-eval renders the context and moves its trailing whitespace itself
+        docs.append({"id": r["id"], "prompt_text": prompt, "response": response if settings.get("chat") else scored,
+                     "n_tokens": len(tokenizer(scored, add_special_tokens=False)["input_ids"])})
     return _dataset("domain_loss", docs, kwargs, pool=[])
+
+
+def _scored_response(tokenizer, prompt: str, response: str, chat: bool) -> str:
+    """The continuation lm-eval scores, as training trains it (forgetbench.training.tokenize.to_response): the
+    plain form's newline, or the whitespace that ends the chat template's generation prompt, then the response."""
+    if not chat:
+        return "\n" + response
+    from forgetbench.training.tokenize import to_response
+
+    context = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                            add_generation_prompt=True)
+    return to_response(context, response)[1]
 
 
 def _trl_loss_doc(tokenizer, record: dict, fmt: str, settings: dict) -> dict:

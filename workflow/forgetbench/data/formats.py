@@ -18,7 +18,10 @@ A conversation (messages, or prompt + completion as lists) has roles system/user
 content, an optional system message first, then user and assistant turns alternating from user, and it ends with
 an assistant turn: the order chat templates accept.
 
-What is trained (forgetbench.training.tokenize; labels -100 elsewhere):
+What is trained (forgetbench.training.tokenize; labels -100 elsewhere). In every format the whitespace where a
+context meets a trained span is trained with the span (the newline that ends a chat template's generation prompt,
+or the plain form's): lm-eval scores a context's trailing whitespace as the continuation's, and generation must
+produce it.
 - messages: the assistant turns, every one (`domain.assistant_turns: all`, the default) or the last only (`last`).
   With a chat template each turn's span is what the template adds for it after the generation prompt (its
   end-of-turn tokens included, as for cot/label).
@@ -38,9 +41,9 @@ none`), the same at training and at evaluation:
     User:\\n<user content>\\n\\n
     Assistant:\\n<assistant content>\\n\\n   (after the last assistant turn: EOS instead of \\n\\n)
 
-The trained span of an assistant turn is its content (the label line before it is context), plus EOS after the
-last assistant turn. Each label sits on its own line so that the content starts a token of its own (a trailing
-"Assistant: " would tokenize its space apart from the first word). The first piece gets the tokenizer's special
+The trained span of an assistant turn is the newline after its label and its content (the label is context),
+plus EOS after the last assistant turn. Each label sits on its own line so that the content starts a token of its
+own (a trailing "Assistant: " would tokenize its space apart from the first word). The first piece gets the tokenizer's special
 tokens (BOS where it adds one), as cot/label's plain form does.
 """
 

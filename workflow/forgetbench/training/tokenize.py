@@ -1,8 +1,13 @@
 """Turn canonical records into token ids with the loss masked to the response.
 
 Chat models get their chat template (the same one lm-eval applies at evaluation); base models without a
-template get the plain form `prompt + "\\n" + response + eos`, which is what lm-eval's generation sees too:
-the prompt as context, the model continuing it.
+template get the plain form `prompt + "\\n" + response + eos`.
+
+Whitespace where context meets response belongs to the response and is trained (`to_response`): lm-eval
+scores a context's trailing whitespace as part of the continuation (its `_encode_pair` moves it there), and
+the domain task generates from the bare prompt, so the model must produce the newline itself. Trained as
+context instead, the newline is never predicted: a base model without a template then scored 0 of 16 after
+fine-tuning (it no longer starts its answer with the newline) and its domain loss was mostly that one token.
 
 The TRL formats (messages, prompt_completion, text; what is trained is documented in forgetbench.data.formats)
 are rendered as text pieces, each trained or not (`render`), and each piece is tokenized on its own, so the
@@ -22,6 +27,12 @@ IGNORE_INDEX = -100
 DEFAULT_MAX_TRUNCATED_SHARE = 0.01
 
 
+def to_response(context: str, response: str) -> tuple[str, str]:
+    """(context, response) with the context's trailing whitespace moved to the response, as lm-eval scores it."""
+    stripped = context.rstrip()
+    return stripped, context[len(stripped):] + response
+
+
 def uses_chat_template(tokenizer, setting: str = "auto") -> bool:
     return setting == "auto" and bool(getattr(tokenizer, "chat_template", None))
 
@@ -37,11 +48,12 @@ def _token_ids(tokenizer, record: dict, fmt: str, chat: bool) -> tuple[list[int]
         )
         if not full_text.startswith(prompt_text):
             raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
-        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        response_ids = tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
+        context, response_text = to_response(prompt_text, full_text[len(prompt_text):])
+        prompt_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+        response_ids = tokenizer(response_text, add_special_tokens=False)["input_ids"]
     else:
-        prompt_ids = tokenizer(prompt + "\n")["input_ids"]  # adds BOS where the tokenizer wants one
-        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        prompt_ids = tokenizer(prompt)["input_ids"]  # adds BOS where the tokenizer wants one
+        response_ids = tokenizer("\n" + response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return prompt_ids, response_ids
 
 
@@ -194,7 +206,7 @@ def _plain_pieces(messages: list[dict], trained: set[int]) -> list[tuple[str, bo
 def render(tokenizer, record: dict, fmt: str, chat: bool, assistant_turns: str = "all") -> Rendered:
     """A messages or prompt_completion record as text pieces, trained or not (text is chunked by tokens)."""
     if fmt == "prompt_completion" and isinstance(record["prompt"], str):
-        return Rendered([(record["prompt"], False), (record["completion"], True)], eos=True, special=True)
+        return Rendered(_merge([(record["prompt"], False), (record["completion"], True)]), eos=True, special=True)
     messages, trained = conversation(record, fmt)
     if assistant_turns == "last":
         trained = {max(trained)}
@@ -205,16 +217,19 @@ def render(tokenizer, record: dict, fmt: str, chat: bool, assistant_turns: str =
 
 def _merge(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     """Adjacent pieces of the same kind joined (untrained turns tokenize as the context they are), empty ones
-    dropped."""
+    dropped, and the whitespace that ends a context piece moved into the trained piece after it (`to_response`)."""
     out: list[tuple[str, bool]] = []
     for text, trained in pieces:
+        if out and trained and text and not out[-1][1]:
+            context, text = to_response(out[-1][0], text)
+            out[-1] = (context, False)
         if not text:
             continue
         if out and out[-1][1] == trained:
             out[-1] = (out[-1][0] + text, trained)
         else:
             out.append((text, trained))
-    return out
+    return [(text, trained) for text, trained in out if text]
 
 
 def last_turn(tokenizer, record: dict, fmt: str, chat: bool) -> tuple[str, str]:
