@@ -173,3 +173,59 @@ def test_fast_enough():
 def test_clean_explanation_removes_indentation_and_literal_newlines():
     text = "\n    The criteria:\n\n        1. A: +1\\n\\n\n    The total.\n"
     assert medcalc_synth.clean_explanation(text) == "The criteria:\n\n1. A: +1\n\nThe total."
+
+
+# ------------------------------------------------------------------------------ risk-category questions
+
+# The bands as the clinical references tabulate them, written out independently of the generator's table.
+BANDS = {"cha2ds2_vasc": lambda s: "low" if s == 0 else "moderate" if s == 1 else "high",
+         "has_bled": lambda s: "low" if s <= 1 else "moderate" if s == 2 else "high",
+         "centor": lambda s: "low" if s <= 1 else "moderate" if s <= 3 else "high",
+         "gcs": lambda s: "severe" if s <= 8 else "moderate" if s <= 12 else "mild",
+         "wells_pe": lambda s: "unlikely" if s <= 4 else "likely"}
+
+
+@pytest.fixture(scope="module")
+def risk_records():
+    return medcalc_synth.generate(40 * len(BANDS), seed=11, questions="risk_category")
+
+
+def test_risk_category_answers_are_the_band_of_the_calculators_own_score(risk_records):
+    assert {r["id"].rsplit("-", 1)[1] for r in risk_records} == set(BANDS)
+    labels = {}
+    for r in risk_records:
+        key = r["id"].rsplit("-", 1)[1]
+        *explanation, last = r["rationale"].splitlines()
+        score = float(re.fullmatch(r"A score of (-?[\d.]+) is in the category '(\w+)'\.", last).group(1))
+        # the calculator's own last line states the score
+        assert re.search(rf"(?<![\d.]){re.escape(f'{score:g}')}(?![\d])", explanation[-1]), explanation[-1]
+        assert r["answer"] == BANDS[key](score) and r["answer_type"] == "label"
+        assert re.search(rf"\b{r['answer']}\b", r["prompt"].split("Here is the task:")[1])  # the question names it
+        labels.setdefault(key, set()).add(r["answer"])
+    # every calculator's notes reach at least two of its categories
+    assert all(len(found) >= 2 for found in labels.values()), labels
+
+
+def test_risk_category_reference_response_scores_and_another_label_does_not(risk_records):
+    r = next(r for r in risk_records if r["answer"] == "high")
+    assert is_correct(build_response(r, "label"), r) and is_correct("Answer: High.", r)
+    assert not is_correct("Answer: moderate", r) and not is_correct("The risk is high.", r)
+
+
+def test_risk_categories_are_offered_only_where_the_calculator_has_them():
+    with pytest.raises(ConfigError) as error:
+        medcalc_synth.generate(4, seed=0, calculators=["gcs", "bmi"], questions="risk_category")
+    assert str(error.value) == ("medcalc_synth: calculator 'bmi' has no risk categories (questions: risk_category); "
+                                "those with categories: cha2ds2_vasc, has_bled, centor, gcs, wells_pe")
+    with pytest.raises(ConfigError) as error:
+        medcalc_synth.generate(4, seed=0, questions="category")
+    assert str(error.value) == "medcalc_synth: unknown questions 'category'; valid: score, risk_category"
+
+
+def test_risk_category_questions_are_refused_when_the_config_is_parsed():
+    from forgetbench.data.sources import check_domain_keys
+
+    with pytest.raises(ConfigError) as error:
+        check_domain_keys({"name": "m", "source": "medcalc_synth", "n_train": 4, "n_test": 4,
+                           "questions": "risk_category", "calculators": ["bmi"]})
+    assert str(error.value).startswith("domain 'm': medcalc_synth: calculator 'bmi' has no risk categories")

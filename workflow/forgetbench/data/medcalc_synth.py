@@ -14,7 +14,13 @@ For each record this module
    real notes - not mentioned at all (the calculators then assume "absent", and their explanation says so);
 3. calls the calculator: its Explanation becomes the rationale (indentation of its multi-line templates
    stripped, nothing else changed) and its Answer the answer;
-4. asks the MedCalc-Bench question for that calculator.
+4. asks the MedCalc-Bench question for that calculator (`questions: score`, the default), or
+   (`questions: risk_category`) the category its score falls in - the clinical reading of the score, e.g.
+   CHA2DS2-VASc 0 / 1 / 2 or more is low / moderate / high stroke risk - with the cut-offs written in the
+   question. The answer is then a label (exact match), the rationale the calculator's explanation followed by
+   the line that places the score in its category. A 135M model does not learn the arithmetic from a few
+   examples, so scores stay at 0; it does learn the answer format and each calculator's usual category, which
+   makes risk categories the default experiment's domain (see README, "What the default shows").
 
 Answer types follow MedCalc-Bench: integer scores are exact, decimals are correct within ±5%
 (lower/upper), scores in half points (Wells' PE) are decimals with exact bounds, dates compare as dates.
@@ -503,6 +509,36 @@ CALCULATORS: dict[str, Calculator] = {c.key: c for c in (
 )}
 
 
+@dataclass(frozen=True)
+class RiskCategory:
+    """The categories of a calculator's score: `bands` are (highest score in the band, label), in order; a
+    score above the last band's bound takes `top`."""
+    question: str
+    bands: tuple[tuple[float, str], ...]
+    top: str
+
+    def label(self, score: float) -> str:
+        return next((label for bound, label in self.bands if score <= bound), self.top)
+
+
+# Cut-offs as tabulated with each score: CHA2DS2-VASc (Lip et al., 2010), HAS-BLED (Pisters et al., 2010),
+# modified Centor / McIsaac (low: no test, moderate: rapid antigen test, high: test or treat), GCS (the
+# severity bands of head injury), and two-tier Wells' PE (Wells et al., 2000: likely above 4 points).
+RISK_CATEGORIES: dict[str, RiskCategory] = {
+    "cha2ds2_vasc": RiskCategory("What is the patient's stroke risk category by the CHA2DS2-VASc score: low (0), "
+                                 "moderate (1) or high (2 or more)?", ((0, "low"), (1, "moderate")), "high"),
+    "has_bled": RiskCategory("What is the patient's bleeding risk category by the HAS-BLED score: low (0-1), "
+                             "moderate (2) or high (3 or more)?", ((1, "low"), (2, "moderate")), "high"),
+    "centor": RiskCategory("What is the patient's risk category for streptococcal pharyngitis by the Centor score: "
+                           "low (1 or less), moderate (2-3) or high (4 or more)?", ((1, "low"), (3, "moderate")), "high"),
+    "gcs": RiskCategory("What is the severity of the patient's brain injury by the Glasgow Coma Score: severe (3-8), "
+                        "moderate (9-12) or mild (13-15)?", ((8, "severe"), (12, "moderate")), "mild"),
+    "wells_pe": RiskCategory("Is pulmonary embolism likely or unlikely by the two-tier Wells' criteria (likely above "
+                             "4 points)?", ((4, "unlikely"),), "likely"),
+}
+QUESTIONS = ("score", "risk_category")
+
+
 def available_calculators() -> list[str]:
     """Keys accepted by `generate(calculators=...)`, in generation order."""
     return list(CALCULATORS)
@@ -543,23 +579,46 @@ def _answer_fields(calc: Calculator, answer) -> dict:
     return {"answer": str(answer), "lower": lo, "upper": hi}
 
 
-def _resolve(calculators) -> list[Calculator]:
+def resolve(calculators, questions: str = "score") -> list[Calculator]:
+    """The calculators to cycle through, refused in one line where unknown or without the questions asked."""
+    if questions not in QUESTIONS:
+        raise ConfigError(f"medcalc_synth: unknown questions '{questions}'; valid: {', '.join(QUESTIONS)}")
+    offered = list(CALCULATORS) if questions == "score" else list(RISK_CATEGORIES)
     if calculators is None:
-        return list(CALCULATORS.values())
+        return [CALCULATORS[c] for c in offered]
     if isinstance(calculators, str) or not list(calculators):
-        raise ConfigError(f"medcalc_synth: calculators must be a non-empty list of: {', '.join(CALCULATORS)}")
+        raise ConfigError(f"medcalc_synth: calculators must be a non-empty list of: {', '.join(offered)}")
     unknown = [c for c in calculators if c not in CALCULATORS]
     if unknown:
         raise ConfigError(f"medcalc_synth: unknown calculator '{unknown[0]}'; available: {', '.join(CALCULATORS)}")
+    uncategorised = [c for c in calculators if c not in offered]
+    if uncategorised:
+        raise ConfigError(f"medcalc_synth: calculator '{uncategorised[0]}' has no risk categories (questions: "
+                          f"risk_category); those with categories: {', '.join(offered)}")
     return [CALCULATORS[c] for c in dict.fromkeys(calculators)]
 
 
-def generate(n: int, seed: int, calculators: list[str] | None = None) -> list[dict]:
-    """`n` canonical records, cycling through the chosen calculators (all by default); deterministic for a
-    seed, and no two records share a (normalised) prompt."""
+def _question(calc: Calculator, questions: str) -> str:
+    return calc.question if questions == "score" else RISK_CATEGORIES[calc.key].question
+
+
+def _record_fields(calc: Calculator, out: dict, questions: str) -> dict:
+    """The answer, its type and bounds, and the rationale of one record, from the calculator's output."""
+    rationale = clean_explanation(out["Explanation"])
+    if questions == "score":
+        return {"rationale": rationale, "answer_type": calc.answer_type, **_answer_fields(calc, out["Answer"])}
+    score = float(out["Answer"])
+    label = RISK_CATEGORIES[calc.key].label(score)
+    return {"answer": label, "answer_type": "label", "lower": None, "upper": None,
+            "rationale": f"{rationale}\nA score of {score:g} is in the category '{label}'."}
+
+
+def generate(n: int, seed: int, calculators: list[str] | None = None, questions: str = "score") -> list[dict]:
+    """`n` canonical records, cycling through the chosen calculators (all that offer `questions` by default);
+    deterministic for a seed, and no two records share a (normalised) prompt."""
     if int(n) < 0:
         raise ConfigError(f"medcalc_synth: n must be >= 0, got {n}")
-    calcs = _resolve(calculators)
+    calcs = resolve(calculators, questions)
     funcs = {c.key: _function(c) for c in calcs}
     rng = random.Random(seed)
     records, seen = [], set()
@@ -567,7 +626,7 @@ def generate(n: int, seed: int, calculators: list[str] | None = None) -> list[di
         calc = calcs[i % len(calcs)]
         for _ in range(_MAX_TRIES):
             params, note = calc.sample(rng)
-            prompt = medcalc_task(note, calc.question)
+            prompt = medcalc_task(note, _question(calc, questions))
             if normalize_prompt(prompt) not in seen:
                 break
         else:
@@ -577,19 +636,17 @@ def generate(n: int, seed: int, calculators: list[str] | None = None) -> list[di
             )
         seen.add(normalize_prompt(prompt))
         out = funcs[calc.key](dict(params))  # a copy: some calculators write defaults into their input
-        records.append(make_record(
-            id=f"medcalc_synth-{seed}-{i:05d}-{calc.key}", prompt=prompt,
-            rationale=clean_explanation(out["Explanation"]), answer_type=calc.answer_type,
-            source=calc.name, **_answer_fields(calc, out["Answer"]),
-        ))
+        records.append(make_record(id=f"medcalc_synth-{seed}-{i:05d}-{calc.key}", prompt=prompt, source=calc.name,
+                                   **_record_fields(calc, out, questions)))
     return records
 
 
-def make_splits(n_train: int, n_test: int, seed: int, calculators: list[str] | None = None):
+def make_splits(n_train: int, n_test: int, seed: int, calculators: list[str] | None = None,
+                questions: str = "score"):
     """(train, test) from one generated stream: records are pairwise distinct, so the splits cannot overlap,
     and both cycle through the same calculators."""
     if int(n_train) < 1 or int(n_test) < 1:
         raise ConfigError(f"medcalc_synth: n_train and n_test must be >= 1, got {n_train} and {n_test}")
-    records = generate(int(n_train) + int(n_test), seed, calculators)
+    records = generate(int(n_train) + int(n_test), seed, calculators, questions)
     return records[: int(n_train)], records[int(n_train):]
 

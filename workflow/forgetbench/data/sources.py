@@ -2,7 +2,7 @@
 
 Sources (`domain.source`):
 - medcalc_synth: generated offline from the MedCalc-Bench calculators (forgetbench.data.medcalc_synth);
-  keys n_train, n_test, seed, calculators (optional list).
+  keys n_train, n_test, seed, calculators (optional list), questions (score, the default, or risk_category).
 - local: a .jsonl, .json (an array of objects, or JSON lines) or .parquet file (`path`), with `test_path` or
   else a seeded `test_fraction` split; `fields` maps canonical names to the file's columns; `answer_type` sets
   one type for every record; `limit_train` / `limit_test` keep a seeded subset.
@@ -44,7 +44,7 @@ from forgetbench.hub_cache import offline_env
 SOURCES = ("medcalc_synth", "local", "hub")
 _COMMON_KEYS = {"name", "source", "format", "eval"}
 _KEYS = {
-    "medcalc_synth": {"n_train", "n_test", "seed", "calculators"},
+    "medcalc_synth": {"n_train", "n_test", "seed", "calculators", "questions"},
     "local": {"path", "test_path", "test_fraction", "seed", "fields", "answer_type", "limit_train", "limit_test"},
     "hub": {"dataset", "hub_id", "test_hub_id", "seed", "limit_train", "limit_test", "locale"},
 }
@@ -129,7 +129,7 @@ def _load_medcalc_synth(cfg: dict, base_dir: Path):
     n_train = _int(cfg, "n_train", minimum=1) or _require(cfg, "n_train")
     n_test = _int(cfg, "n_test", minimum=1) or _require(cfg, "n_test")
     seed = _int(cfg, "seed", 0)
-    return medcalc_synth.make_splits(n_train, n_test, seed, cfg.get("calculators"))
+    return medcalc_synth.make_splits(n_train, n_test, seed, cfg.get("calculators"), cfg.get("questions", "score"))
 
 
 # --------------------------------------------------------------------------------------------- local
@@ -574,6 +574,14 @@ def _known_hub_ids(cfg: dict, spec) -> tuple[str, str]:
     return hub_id, cfg.get("test_hub_id") or spec.test_hub_id or hub_id
 
 
+def _check_medcalc_synth(cfg: dict) -> None:
+    """The calculators and question kind, refused here rather than when prepare_domain generates the data."""
+    try:
+        medcalc_synth.resolve(cfg.get("calculators"), cfg.get("questions", "score"))
+    except ConfigError as exc:
+        raise ConfigError(f"{_where(cfg)}: {exc}") from None
+
+
 def check_domain_keys(cfg: dict) -> None:
     """The checks of a domain section that need no data: its source and format, its keys and the keys its source
     needs, a TRL format's settings; the workflow runs them when it parses the config."""
@@ -593,3 +601,5 @@ def check_domain_keys(cfg: dict) -> None:
         _require(cfg, key)
     if fmt in TRL_FORMATS:
         _check_trl_settings(cfg, fmt)
+    if source == "medcalc_synth":
+        _check_medcalc_synth(cfg)
