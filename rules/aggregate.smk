@@ -108,3 +108,49 @@ rule plot_token_probs:
         runtime=10,
     script:
         "../workflow/scripts/plot_token_probs.py"
+
+
+# A paper's published numbers beside ours, only when the config names them (`published:`, configs/<paper>
+# .published.yaml). The file is read and checked here, while the config is parsed, so a malformed one fails before
+# any job; it is an input, so editing it reruns only this rule.
+if config.get("published"):
+    from forgetbench.aggregation.paper_comparison import load_published, published_path
+    from forgetbench.errors import ConfigError
+
+    PUBLISHED = str(published_path(config["published"], CONFIG_FILE))
+    try:
+        load_published(PUBLISHED)
+    except ConfigError as error:
+        raise ConfigError(f"{CONFIG_FILE}: {error}") from None
+
+    localrules:
+        paper_comparison,
+
+    rule paper_comparison:
+        input:
+            grouped=f"{RESULTS}/tables/tradeoff_grouped.csv",
+            published=PUBLISHED,
+        output:
+            csv=f"{RESULTS}/tables/paper_comparison.csv",
+            md=f"{RESULTS}/tables/paper_comparison.md",
+        params:
+            code=code_stamp("forgetbench.aggregation.paper_comparison"),
+            domain=config["domain"]["name"],
+            general=list(config["evaluation"]["general"]),
+        log:
+            f"{RESULTS}/logs/paper_comparison.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/paper_comparison.tsv"
+        conda:
+            ENV
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        script:
+            "../workflow/scripts/paper_comparison.py"
+
+    # `rule all` (Snakefile, after this file) asks for get_final_outputs() (rules/common.smk): the comparison joins
+    # them here, so the rest of the workflow does not need to know about published numbers.
+    _outputs_without_paper_comparison = get_final_outputs
+    get_final_outputs = lambda: _outputs_without_paper_comparison() + [  # noqa: E731 (a function here fails the lint)
+        f"{RESULTS}/tables/paper_comparison.{ext}" for ext in ("csv", "md")]

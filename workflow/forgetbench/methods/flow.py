@@ -1,13 +1,18 @@
 """FLOW (Sanyal et al., 2024, "Upweighting easy samples in fine-tuning mitigates forgetting").
 
 Before training, each training sample i is scored once with the pre-trained model θ₀: Lᵢ = its mean token
-loss ([confirm] mean vs sum). Its weight is
+loss (mean, not sum: not settled against the paper, kept with its reason below). Its weight is
 
     wᵢ = exp(−Lᵢ / τ),  τ = median of the Lᵢ (default),  normalised so the weights average 1 over the dataset,
 
 fixed for the whole run (computed once per model × dataset by the `score_base` rule and shared by every LR
 and seed). The training loss is Σᵢ wᵢ · Lᵢ(θ) / (samples in the optimizer step, over every accumulated
 micro-batch and process), Lᵢ(θ) the sample's mean token loss.
+
+Mean or sum: the paper's abstract (ICML 2025, proceedings.mlr.press/v267/sanyal25a.html) says only "a sample
+weighting scheme for the fine-tuning data solely based on the pre-trained model's losses"; its body and its code
+(github.com/sanyalsunny111/FLOW_finetuning) could not be read from here (2026-12). The mean keeps a long response
+from dominating τ = the median; a sum would scale each Lᵢ with its length.
 """
 
 from __future__ import annotations

@@ -1,8 +1,14 @@
 """HFT, half fine-tuning (Hui et al., 2024, "HFT: Half Fine-Tuning for Large Language Models").
 
 In every transformer block a seeded random half of the attention projections and half of the MLP projections
-are frozen during full fine-tuning; embeddings and the LM head are frozen too ([confirm]), norms train. With an
+are frozen during full fine-tuning; embeddings and the LM head are frozen too, norms train. With an
 odd number of matrices in a group, blocks alternate between rounding down and up so that about half train.
+
+What could be checked (2026-12; the paper's body could not be read from here): the abstract, "half of the
+parameters are selected to learn new tasks while the other half are frozen", and its Figure 2 caption as a review
+quotes it (liner.com): "we selectively freeze half of the parameters at the category-level and update the other
+half", which is the per-block attention / MLP halves here. Not settled: whether embeddings and the LM head train;
+frozen here (our choice: HFT's point is to keep the pre-trained parameters it does not select).
 """
 
 import random

@@ -4,7 +4,14 @@ Forgetting and Enhances Model Merging").
 With τ = θ_sft − θ₀ per tensor and a tensor in transformer block ℓ of L (0-based), λ(ℓ) = α + β·ℓ/(L − 1),
 and θ = θ₀ + λ(ℓ)·τ: shallow layers, which hold general features, keep close to the pre-trained weights.
 Tensors outside the residual blocks (embeddings, the final norm, an untied LM head) get α, as in the LiNeS
-reference code ("scale with alpha for layers outside residual blocks"); defaults α = 0, β = 1 ([confirm]).
+reference code ("scale with alpha for layers outside residual blocks"); defaults α = 0, β = 1.
+
+Settled against the reference code (github.com/wang-kee/LiNeS, src/eval/eval.py): for editing one fine-tuned
+model (`single_task`) it calls `LiNeS_scaling(task_vector, alpha=scaling_coef, beta=1-scaling_coef, ...)` and
+sweeps scaling_coef over `np.arange(0.0, 1.1, 0.1)` on validation data, keeping the best trade-off
+(`find_optimal_coef_tradeoff`, target weight 2 by default: README). So β = 1 − α, α chosen per task; the
+defaults here are the α = 0 end of that sweep, and a config sweeps α as named instances
+(`lines-a0.5: {method: lines, alpha: 0.5, beta: 0.5}`).
 """
 
 import re

@@ -20,10 +20,17 @@ the two middle values. Larger τ approaches plain SFT.
 "The batch" is the optimizer step: with gradient accumulation or several processes, τ and the softmax's
 normaliser are taken over every micro-batch and process of the step (the trainer scores them in a
 gradient-free pass first, `step_statistics`), the set the other methods' token mean runs over.
-[confirm] against the paper whether the softmax is normalised over the whole batch or per sequence, and whether
-the weights are rescaled (e.g. to mean 1 over the response tokens) so that the loss keeps SFT's scale; the reading
-here is over the whole batch, weights summing to 1, not rescaled. No official code was found; the `power` reading
-is the DiSC repository's (`src/disc/objectives.py`).
+Checked against what of the paper could be read (2026-12; its body could not: the stored arXiv page,
+arxiv.org/html/2509.20758v1, holds the abstract and introduction, which give no formula):
+- τ = the batch's median loss: settled as far as secondary sources go. ICLR 2026 review 1 of the paper (OpenReview,
+  archived in a public GitHub file): "The dynamic heuristic for setting the τ hyperparameter (using the batch median
+  loss) ... The ablation study only compares it to a single fixed value (τ=1)"; a third-party summary
+  (en.papernotes.org): "τ is set to the median of token losses within the batch", "w* ∝ p_θ(x_i)^{1/τ}" from
+  "minimizing weighted loss with entropy regularization over the simplex" (the `softmax` reading here).
+- Not settled, kept as config values (`weights:`, `tau_from:`): whether the simplex is the batch's tokens or
+  each sequence's, and whether the weights are rescaled to SFT's scale. The reading here: the whole step's tokens,
+  weights summing to 1, not rescaled. No official code ("Code: Not released", the same summary); the `power`
+  reading is the DiSC repository's (`src/disc/objectives.py`).
 """
 
 from __future__ import annotations

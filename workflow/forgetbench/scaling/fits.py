@@ -9,8 +9,14 @@ Two laws, both on the tidy scaling table (one row per evaluated checkpoint):
 
       F(N, t) = A · (N^β · t)^α + B
 
-  the form of the paper's power law in N and t (its Eq. for forgetting vs. parameters and steps). [confirm] the
-  exact parametrisation against the paper: its text could not be checked from here.
+  the form of the paper's power law in N and t (its Eq. for forgetting vs. parameters and steps).
+
+What N and t are is settled by the paper's abstract (arxiv.org/html/2401.05605v1): forgetting "increases as a
+shifted power law in the number of parameters fine-tuned and the number of update steps", so N = fine-tuned
+(trainable) parameters and t = optimizer steps, as scaling/table.py counts them. Not settled: where the exponents
+sit (A·(N^β·t)^α + B here, one exponent on the product and β on N) and the paper's fitted values; its body could
+not be read from here (2026-12), so the form is kept with this reason. A third-party note cites "alpha_ft~0.04,
+beta_ft~0.12" without the form: check against the paper's fit section before comparing exponents.
 
 Degenerate input raises a plain ValueError with a one-line message (never ConfigError: this is data, not
 configuration).
@@ -177,7 +183,8 @@ def fit_power_law(
     robust: bool | str = False,
     f_scale: float | None = None,
 ) -> PowerLawFit:
-    """Fit F(N, t) = A·(N^β·t)^α + B (Kalajdzievski 2024, arXiv:2401.05605; [confirm] the parametrisation).
+    """Fit F(N, t) = A·(N^β·t)^α + B (Kalajdzievski 2024, arXiv:2401.05605; N and t as its abstract names them,
+    the placement of the exponents not read: the module docstring).
 
     Solved with bounded `scipy.optimize.least_squares` in a log-space parametrisation: log N and log t are
     centred, and the fitted amplitude is log A' = log A + α(β·mean log N + mean log t), the size of the power
