@@ -4,8 +4,9 @@ penalty and a gradient over two SGD steps. Run by tests/test_sharding.py:
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/l2_fsdp_probe.py MODEL OUT.json
     python tests/l2_fsdp_probe.py MODEL OUT.json          # one process, unsharded
 
-accelerate shards only over GPUs, so the Trainer's FSDP path cannot run on a CPU; this probe runs the method's
-side of it (θ₀ sharded like the model) with torch's own FSDP2, which does run on a CPU.
+accelerate shards only over GPUs, so the workflow's Trainer cannot run FSDP on a CPU (tests/test_fsdp_cpu.py runs it
+with that gate lifted in its own processes); this probe runs the method's side of it (θ₀ sharded like the model)
+with torch's own FSDP2 alone.
 """
 import json
 import os

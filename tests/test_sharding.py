@@ -94,14 +94,16 @@ def test_micro_batch_means_would_differ_from_the_step_token_mean(data, tiny_mode
 PROCESS_METHODS = ["sft", "lora", "l2", "talr", "flow", "hft"]
 
 
-def run_processes(method: str, tiny_model_dir, data, out, processes: int, batch_size: int, strategy="auto"):
+def run_processes(method: str, tiny_model_dir, data, out, processes: int, batch_size: int, strategy="auto",
+                  max_steps: int = 2):
     from forgetbench.training.launch import run as launch
 
     cell = {"model": "tiny", "method": method, "hparams": get_method(method).validate_hparams(METHODS[method], "t"),
             "lr": 1e-3, "seed": 0, "domain": {"name": "toy", "format": "cot"}, "chat_template": "auto",
-            "training": {"max_steps": 2, "epochs": 1, "batch_size": batch_size, "grad_accum": 1, "max_seq_len": 256,
-                         "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
-                         "logging_steps": 1, "precision": "fp32", "resume_every": 0, "strategy": strategy}}
+            "training": {"max_steps": max_steps, "epochs": 1, "batch_size": batch_size, "grad_accum": 1,
+                         "max_seq_len": 256, "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0,
+                         "max_grad_norm": 1.0, "logging_steps": 1, "precision": "fp32", "resume_every": 0,
+                         "strategy": strategy}}
     launch(dict(base_model=str(tiny_model_dir), train_jsonl=str(data / "train.jsonl"), out_model=str(out / "model"),
                 out_log=str(out / "log.jsonl"), out_run=str(out / "run.json"), cell=cell,
                 base_losses=str(data / "losses.jsonl")), processes, 2)

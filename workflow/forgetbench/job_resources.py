@@ -52,6 +52,18 @@ def _request(kind: str, mem_bytes: float, minutes: float) -> JobRequest:
     return JobRequest(max(floor_mb, math.ceil(mem_bytes / MB)), max(floor_min, math.ceil(minutes)))
 
 
+HOST_COPY_FACTOR = 1.3  # a loaded model's host bytes over its weights' bytes (the loading's transient buffers)
+PROCESS_OVERHEAD = 3 * GIB  # one GPU training process's host memory beside the weights: CUDA, torch, the data
+
+
+def host_load_bytes(params: int, precision: str, processes_per_node: int, strategy: str) -> float:
+    """Host memory of one node's GPU training processes while the model loads. Under FSDP only process 0 loads
+    the weights and the others receive their shards from it (forgetbench.training.run.load_model): one copy per
+    node at most; otherwise (DDP) every process loads its own copy before it moves to its GPU."""
+    copy = HOST_COPY_FACTOR * (2 if precision == "bf16" else 4) * params
+    return (1 if strategy == "fsdp" else processes_per_node) * copy + processes_per_node * PROCESS_OVERHEAD
+
+
 def training_examples(config: dict, results_dir: str | Path) -> int:
     """The domain's training examples: the prepared train.jsonl where it exists, else what the config says."""
     prepared = Path(results_dir) / "data" / config["domain"]["name"] / "train.jsonl"
@@ -149,9 +161,8 @@ def _train_request(config, where, model, folder, method, shape, gpus, processes,
     fraction = method.trainable_params(shape) / shape.params
     minutes = train_runtime(shape.params, fraction, tokens, gpus * nodes, threads, setup.precision,
                             resources.get("gpu_tflops", 100))
-    if gpus:  # host memory: every process loads the whole model before it moves to its GPU
-        load = 2 if setup.precision == "bf16" else 4
-        host = processes // nodes * (1.3 * load * shape.params + 3 * GIB)
+    if gpus:  # host memory: the loaded model, before it moves to the GPUs
+        host = host_load_bytes(shape.params, setup.precision, processes // nodes, setup.strategy)
     else:  # everything is in host memory, once per process
         host = 1.25 * processes * estimate.total
     return _request("train", host, minutes)
