@@ -12,6 +12,7 @@ min_version("9.0")
 
 # A --configfile replaces the default experiment instead of being merged into it (Snakemake merges by default).
 if not workflow.overwrite_configfiles:
+    check_duplicate_keys("config.yaml")  # first: Snakemake's own YAML error names neither the file nor the line
 
     configfile: "config.yaml"
 
@@ -19,11 +20,12 @@ if not workflow.overwrite_configfiles:
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 CONFIG_FILES = [str(f) for f in (workflow.overwrite_configfiles or workflow.configfiles)]
 CONFIG_FILE = (CONFIG_FILES or ["config"])[-1]
+OVERRIDES = dict(workflow.config_settings.config)  # --config key=value: an error there names the command line
 for path in CONFIG_FILES:
     check_duplicate_keys(path)
-find_unknown_keys(config, load_schema(SCHEMA), CONFIG_FILE)  # first: a misspelt key gets a suggestion
-check_raw_config(config, CONFIG_FILE)  # what the defaults would hide
-check_schema(config, load_schema(SCHEMA), CONFIG_FILE)  # one line; validate() below fills the defaults
+find_unknown_keys(config, load_schema(SCHEMA), CONFIG_FILE, OVERRIDES)  # first: a misspelt key gets a suggestion
+check_raw_config(config, CONFIG_FILE, OVERRIDES)  # what the defaults would hide
+check_schema(config, load_schema(SCHEMA), CONFIG_FILE, OVERRIDES)  # one line; validate() below fills the defaults
 validate(config, SCHEMA)
 resolve_paths(config, CONFIG_FILE)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,20 +180,23 @@ def test_the_profile_is_valid_without_a_cluster(tmp_path, tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def failing_run(slurm_cluster, tmp_path_factory, tiny_model_dir):
-    """Through SLURM, a domain file with a malformed line: the config is valid, so the error comes from the
-    prepare_domain job itself, at run time, inside SLURM."""
+    """Through SLURM, a model whose weights file is cut short: its config.json and safetensors header are whole,
+    so the config is valid and the parse-time checks pass (they read headers, and since 2026-12-05 a local
+    domain file too, which is why a malformed domain file no longer reaches a job), and the error comes from
+    the prepare_model job itself, at run time, inside SLURM."""
     tmp = tmp_path_factory.mktemp("failing")
-    bad = tmp / "bad.jsonl"
-    bad.write_text('{"prompt": "What is 1 + 1?", "answer": "2"}\n'
-                   '{"prompt": "What is 2 + 2?", "answer": "4"\n'
-                   '{"prompt": "What is 3 + 3?", "answer": "6"}\n')
-    config = slurm_smoke_config(tmp, tiny_model_dir,
-                                domain={"name": "broken", "source": "local", "path": str(bad), "format": "label"})
+    bad = tmp / "cut-model"
+    shutil.copytree(tiny_model_dir, bad)
+    weights = bad / "model.safetensors"
+    data = weights.read_bytes()
+    header = 8 + int.from_bytes(data[:8], "little")
+    weights.write_bytes(data[:header + (len(data) - header) // 2])
+    config = slurm_smoke_config(tmp, tiny_model_dir, models={"tiny-chat": {"source": "local", "path": str(bad)}})
     work = tmp / "work"
     work.mkdir()
     run = Snakemake("--profile", "slurm", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
                     "--directory", str(work), *SLURM_TEST_OVERRIDES, "--slurm-logdir", str(tmp / "slurm-logs"),
-                    "results/smoke/data/broken/train.jsonl", log=tmp / "slurm.log")
+                    "results/smoke/tiny-chat/base/model", log=tmp / "slurm.log")
     run.bad_file, run.work = bad, work
     yield run
     run.interrupt()
@@ -259,9 +263,9 @@ def test_a_failing_slurm_job_fails_the_run_and_names_the_rule(slurm_cluster, fai
     assert rc != 0, out[-5000:]
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
     assert len(submitted) == 1, out[-5000:]
-    assert "Error in rule prepare_domain" in out
+    assert "Error in rule prepare_model" in out
     assert f"SLURM-job '{submitted[0]}' failed, SLURM status is: 'FAILED'" in out
     # show-failed-logs (profile): the rule's own log, with the cause, is in the console
-    assert f"{failing_run.bad_file}:2: malformed JSON line" in out
+    assert "Error while deserializing header: incomplete metadata, file not fully covered" in out
     assert completed_jobs(slurm_cluster["jobcomp"], slurm_run_id(out)) == {submitted[0]: "FAILED"}
-    assert not (failing_run.work / "results" / "smoke" / "data" / "broken" / "train.jsonl").exists()
+    assert not (failing_run.work / "results" / "smoke" / "tiny-chat" / "base" / "model").exists()

@@ -12,7 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetbench.config_file import check_finite_numbers
+from forgetbench.config_file import check_finite_numbers, origin, visible_character
 from forgetbench.errors import ConfigError
 from forgetbench.evaluation.tasks import check_evaluation
 from forgetbench.methods import get_method
@@ -140,8 +140,10 @@ def check_scaling(config: dict, where: str) -> None:
 RENAMED = {"training.dtype": "training.precision (fp32, bf16-mixed = dtype bfloat16's autocast, or bf16)"}
 
 
-def find_unknown_keys(config: dict, schema: dict, where: str) -> None:
-    """Reject keys the schema does not know, naming the nearest known key (a misspelling is the usual cause)."""
+def find_unknown_keys(config: dict, schema: dict, where: str, overrides: dict | None = None) -> None:
+    """Reject keys the schema does not know, naming the nearest known key (a misspelling is the usual cause) and
+    any invisible character in the key (a no-break space pasted from a web page); a key given with --config
+    (`overrides`) names the command line."""
 
     def walk(node, sub, path):
         if not isinstance(node, dict) or not isinstance(sub, dict):
@@ -156,13 +158,29 @@ def find_unknown_keys(config: dict, schema: dict, where: str) -> None:
                 walk(value, sub["additionalProperties"], f"{path}.{key}" if path else key)
             elif sub.get("additionalProperties") is False:
                 full = f"{path}.{key}" if path else key
+                here = origin(where, full, overrides)
                 if full in RENAMED:
-                    raise ConfigError(f"{where}: '{full}' is now {RENAMED[full]}")
-                near = difflib.get_close_matches(str(key), props, n=1, cutoff=0.6)
-                hint = f" (did you mean '{near[0]}'?)" if near else f"; known keys: {', '.join(props)}"
-                raise ConfigError(f"{where}: unknown key '{full}'{hint}")
+                    raise ConfigError(f"{here}: '{full}' is now {RENAMED[full]}")
+                raise ConfigError(f"{here}: unknown key {_shown_key(full)}{_key_hint(str(key), props)}")
 
     walk(config, schema, "")
+
+
+def _shown_key(key: str) -> str:
+    """The key in quotes, with each invisible character (a no-break space, a zero-width space, a tab) written
+    out: 'learning_rates' with a no-break space after it, printed as is, looks like a known key."""
+    hidden = [ch for ch in dict.fromkeys(key) if not ch.isprintable() or (ch.isspace() and ch != " ")]
+    if not hidden:
+        return f"'{key}'"
+    escaped = "".join(f"\\u{ord(ch):04x}" if ch in hidden else ch for ch in key)
+    return f"'{escaped}' (it holds {', '.join(visible_character(ch) for ch in hidden)}, an invisible character)"
+
+
+def _key_hint(key: str, props) -> str:
+    """The nearest known key, matched with invisible characters and surrounding spaces taken out."""
+    plain = "".join(ch for ch in key if ch.isprintable() and not ch.isspace())
+    near = difflib.get_close_matches(plain, props, n=1, cutoff=0.6)
+    return f" (did you mean '{near[0]}'?)" if near else f"; known keys: {', '.join(props)}"
 
 
 def _resolve(schema: dict, ref: str) -> dict:
@@ -283,13 +301,14 @@ def check_training(config: dict, where: str) -> None:
                               f"none (accelerate would replicate it over the CPU processes); use ddp or auto")
 
 
-def check_raw_config(config: dict, where: str) -> None:
+def check_raw_config(config: dict, where: str, overrides: dict | None = None) -> None:
     """Checks on the config as written, before the schema's defaults fill it in and hide what was given."""
-    check_finite_numbers(config, where)
+    check_finite_numbers(config, where, overrides)
     training = config.get("training") or {}
     if isinstance(training, dict) and training.get("max_steps") is not None and "epochs" in training:
-        raise ConfigError(f"{where}: training.epochs and training.max_steps are both set, and max_steps would "
-                          f"silently override epochs: keep one")
+        given = [origin(where, f"training.{k}", overrides) for k in ("max_steps", "epochs")]
+        raise ConfigError(f"{' and '.join(dict.fromkeys(given))}: training.epochs and training.max_steps are both "
+                          f"set, and max_steps would silently override epochs: keep one")
 
 
 def check_general_suite(config: dict, where: str) -> None:

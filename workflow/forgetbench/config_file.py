@@ -8,6 +8,7 @@ schema error as a multi-line jsonschema dump; these run first, in the Snakefile.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from forgetbench.errors import ConfigError
@@ -23,9 +24,7 @@ def check_duplicate_keys(path: str | Path) -> None:
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{line} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(yaml_error(path, exc)) from None
     pending = [(root, "")]
     while pending:
         node, prefix = pending.pop()
@@ -40,6 +39,39 @@ def check_duplicate_keys(path: str | Path) -> None:
                 pending.append((value, f"{name}."))
         elif isinstance(node, yaml.SequenceNode):
             pending += [(item, prefix) for item in node.value]
+
+
+def yaml_error(path: Path, exc) -> str:
+    """One line for a file YAML cannot read: the file, the line, and for a tab the fix (YAML indents with
+    spaces only; Snakemake's own message names neither the file nor the line)."""
+    mark = getattr(exc, "problem_mark", None)
+    line = f" line {mark.line + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if mark and mark.line < len(text) and "\t" in text[mark.line][: mark.column + 1]:
+        return (f"{path}:{line}: a tab indents or separates this line, and YAML allows spaces only: "
+                f"replace the tab with spaces")
+    return f"{path}:{line} not valid YAML ({problem})"
+
+
+def given_on_command_line(key: str, overrides: dict | None) -> bool:
+    """Whether the value at the dotted `key` came from `--config` (Snakemake merges it over the file's, key by
+    key): a key inside a list or a value given whole on the command line counts as given there."""
+    node = overrides or {}
+    if not node:
+        return False
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return True
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def origin(where: str, key: str, overrides: dict | None) -> str:
+    """Where a key's value was written: the command line's --config, else the config file `where`."""
+    return "command line (--config)" if given_on_command_line(key, overrides) else where
 
 
 def _key_path(error) -> str:
@@ -60,19 +92,49 @@ def _hint(error) -> str:
     return ""
 
 
-def check_schema(config: dict, schema: dict, where: str) -> None:
-    """The first schema error, as one line: file, key, what is wrong and the fix where it is known."""
+# The schema's name pattern in words: a regular expression tells a new user little.
+PATTERN_WORDS = {"^[A-Za-z0-9][A-Za-z0-9._-]*$": (
+    "a name may hold letters, digits, '.', '_' and '-' only, and starts with a letter or digit", r"[A-Za-z0-9._-]")}
+
+
+def _pattern_message(error) -> str | None:
+    """A name that does not match the schema's pattern, said in words with the characters at fault."""
+    words = PATTERN_WORDS.get(error.validator_value) if error.validator == "pattern" else None
+    if words is None or not isinstance(error.instance, str):
+        return None
+    rule, allowed = words
+    bad = sorted({ch for ch in error.instance if not re.fullmatch(allowed, ch)})
+    shown = ", ".join(visible_character(ch) for ch in bad) if bad else f"its first character {error.instance[:1]!r}"
+    return f"{error.instance!r} is not a valid name: {rule} (it holds {shown})"
+
+
+def visible_character(ch: str) -> str:
+    """A character as a reader can see it: 'a space', a visible one quoted, else its code point and name."""
+    import unicodedata
+
+    if ch == " ":
+        return "a space"
+    if ch.isprintable() and not ch.isspace():
+        return repr(ch)
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'an unnamed character')}"
+
+
+def check_schema(config: dict, schema: dict, where: str, overrides: dict | None = None) -> None:
+    """The first schema error, as one line: file (or command line), key, what is wrong and the fix where it is
+    known."""
     import jsonschema
 
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         return
-    message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
-    raise ConfigError(f"{where}: {_key_path(error)}: {message}{_hint(error)}")
+    message = _pattern_message(error) or error.message
+    message = message if len(message) <= 200 else message[:200] + "…"
+    key = _key_path(error)
+    raise ConfigError(f"{origin(where, key, overrides)}: {key}: {message}{_hint(error)}")
 
 
-def check_finite_numbers(config: dict, where: str) -> None:
+def check_finite_numbers(config: dict, where: str, overrides: dict | None = None) -> None:
     """NaN and infinity pass every bound of a schema (each comparison is false): refuse them."""
     pending = [(config, "")]
     while pending:
@@ -81,7 +143,7 @@ def check_finite_numbers(config: dict, where: str) -> None:
         for key, value in items:
             name = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{where}: {name}: {value} is not a finite number")
+                raise ConfigError(f"{origin(where, name, overrides)}: {name}: {value} is not a finite number")
             pending.append((value, name))
 
 

@@ -14,6 +14,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from forgetbench.config_hub import check_hub_datasets
 from forgetbench.errors import ConfigError
 from forgetbench.evaluation.tasks import OFFLINE, SPECS, TASKS_DIR, base_name, check_lm_eval_tasks, config_key, config_tasks
 from forgetbench.hub_cache import dataset_cached, offline_env
@@ -36,8 +37,9 @@ VERSION = re.compile(r"^metadata:\s*\n(?:\s+.*\n)*?\s+version:\s*(\S+)", re.M)
 def check_inputs(config: dict, where: str, results_dir: str | Path) -> None:
     check_distinct_models(config, where)
     check_model_inputs(config, where)
-    check_lora_targets(config, where, results_dir)
+    check_model_shapes(config, where, results_dir)
     check_domain_inputs(config, where)
+    check_hub_datasets(config, where)
     check_task_data(config, where)
     check_lm_eval_tasks(config["evaluation"], config["domain"], where)
 
@@ -88,50 +90,76 @@ def check_model_inputs(config: dict, where: str) -> None:
                               f"(`huggingface-cli download {cfg['id']}`) or unset HF_HUB_OFFLINE")
 
 
-def check_lora_targets(config: dict, where: str, results_dir: str | Path) -> None:
-    """LoRA's target_modules must each name a linear layer of every model it trains: peft silently skips a
-    name that matches nothing when another matches (fewer layers trained than configured)."""
+def model_config(name: str, cfg: dict, results_dir: str | Path) -> tuple[dict | None, str]:
+    """A model's config.json (prepared, local, cached or fetched hub), else for a GGUF package not yet prepared
+    the same fields from its file's header; and where they came from."""
+    from forgetbench.config_gguf import gguf_model_config
     from forgetbench.training.memory import read_model_config
 
-    lora = config["methods"].get("lora")
-    targets = (lora or {}).get("target_modules", "all-linear")
-    if lora is None or not isinstance(targets, list):
+    found, source = read_model_config(name, cfg, Path(results_dir) / name / "base" / "model")
+    if found is None and cfg["source"] == "gguf_package":
+        return gguf_model_config(cfg)
+    return found, source
+
+
+def _lora_runs(config: dict) -> list[tuple[str, str, dict, str]]:
+    """(model, methods key, hyperparameters, the key that sets the rank) of every LoRA the sweep trains: each
+    methods entry whose registered method is lora (named instances too) on the models that run it, and the
+    scaling study's ranks (with methods.lora's other settings)."""
+    from forgetbench.config import registry_name
+
+    runs = [(model, key, hparams, f"methods.{key}.r") for key, hparams in config["methods"].items()
+            if registry_name(config, key) == "lora"
+            for model, cfg in config["models"].items() if key in cfg.get("methods", config["methods"])]
+    scaling = config.get("scaling") or {}
+    lora = config["methods"].get("lora") or {}
+    runs += [(model, "lora", {**lora, "r": r}, "scaling.lora_ranks") for r in scaling.get("lora_ranks") or []
+             for model in scaling.get("models") or config["models"]]
+    return runs
+
+
+def check_model_shapes(config: dict, where: str, results_dir: str | Path) -> None:
+    """Settings that contradict a model's shape, read before any job (config.json or the GGUF header):
+    LoRA target_modules it does not have, a LoRA rank above its hidden size, a max_seq_len beyond its positions."""
+    shapes = {name: model_config(name, cfg, results_dir) for name, cfg in config["models"].items()}
+    for model, key, hparams, rank_key in _lora_runs(config):
+        shape, source = shapes[model]
+        if shape is None:
+            continue  # not at hand before the model is prepared (a hub model offline): the job checks
+        _check_targets(hparams.get("target_modules", "all-linear"), shape, f"{where}: methods.{key}", model)
+        hidden = shape.get("hidden_size")
+        if hidden and hparams.get("r", 0) > hidden:
+            raise ConfigError(f"{where}: {rank_key}: rank {hparams['r']} is above models.{model}'s hidden size "
+                              f"{hidden} (from {source}): a LoRA update of a {hidden}-wide layer has rank {hidden} "
+                              f"at most")
+    max_len = config["training"]["max_seq_len"]
+    for model, (shape, source) in shapes.items():
+        positions = (shape or {}).get("max_position_embeddings")
+        if positions and max_len > positions:
+            raise ConfigError(f"{where}: training.max_seq_len: {max_len} is more than the {positions} positions of "
+                              f"models.{model} (max_position_embeddings, from {source}): lower it to {positions}")
+
+
+def _check_targets(targets, shape: dict, key: str, model: str) -> None:
+    """LoRA's target_modules must each name a linear layer of the model: peft silently skips a name that matches
+    nothing when another matches (fewer layers trained than configured)."""
+    if not isinstance(targets, list):
         return  # "all-linear", or a regular expression peft matches against full module names
-    for name, cfg in config["models"].items():
-        if "lora" not in cfg.get("methods", config["methods"]) and not config.get("scaling"):
-            continue
-        model_config, _ = read_model_config(name, cfg, Path(results_dir) / name / "base" / "model")
-        model_type = (model_config or {}).get("model_type")
-        known = LINEAR_MODULES.get(model_type)
-        if known is None:
-            continue  # an architecture this table does not know: peft checks when the job starts
-        for target in targets:
-            if target not in known:
-                near = difflib.get_close_matches(target, known, n=1)
-                hint = f" (did you mean '{near[0]}'?)" if near else ""
-                raise ConfigError(f"{where}: methods.lora.target_modules: '{target}' matches no module of models.{name} "
-                                  f"({model_type}: {', '.join(known)}){hint}")
-
-
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as f:
-        return sum(1 for line in f if line.strip())
-
-
-def domain_test_size(domain: dict) -> int | None:
-    """How many test records the domain will have, where that is known without loading it."""
-    if domain.get("limit_test"):
-        return None  # a subset of an unknown total: at most limit_test, checked when it is loaded
-    if domain["source"] == "medcalc_synth":
-        return domain.get("n_test")
-    if domain["source"] == "local" and domain.get("test_path"):
-        path = Path(domain["test_path"])
-        return _count_lines(path) if path.is_file() and path.suffix == ".jsonl" else None
-    return None
+    model_type = shape.get("model_type")
+    known = LINEAR_MODULES.get(model_type)
+    if known is None:
+        return  # an architecture this table does not know: peft checks when the job starts
+    for target in targets:
+        if target not in known:
+            near = difflib.get_close_matches(target, known, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ConfigError(f"{key}.target_modules: '{target}' matches no module of models.{model} "
+                              f"({model_type}: {', '.join(known)}){hint}")
 
 
 def check_domain_inputs(config: dict, where: str) -> None:
-    from forgetbench.data.sources import check_domain_keys, hub_dataset_ids
+    from forgetbench.config_data import check_domain_data
+    from forgetbench.data.sources import check_domain_keys, hub_dataset_ids, missing_file
 
     domain = config["domain"]
     try:
@@ -140,18 +168,15 @@ def check_domain_inputs(config: dict, where: str) -> None:
         raise ConfigError(f"{where}: {exc}") from None
     if domain["source"] == "local":
         for key in ("path", "test_path"):
-            if domain.get(key) and not Path(domain[key]).is_file():
-                raise ConfigError(f"{where}: domain.{key}: file not found: {domain[key]}")
+            problem = missing_file(Path(domain[key])) if domain.get(key) else None
+            if problem:
+                raise ConfigError(f"{where}: domain.{key}: {problem}")
     for hub_id in hub_dataset_ids(domain) if offline_env() else []:
         if not dataset_cached(hub_id):
             raise ConfigError(f"{where}: domain: hub dataset '{hub_id}' is not in the local cache and HF_HUB_OFFLINE "
                               f"is set: `python -c \"import datasets; datasets.load_dataset('{hub_id}')\"` once "
                               f"with network access")
-    size = domain_test_size(domain)
-    limit = (config["evaluation"].get("domain") or {}).get("limit")
-    if size is not None and limit is not None and limit > size:
-        raise ConfigError(f"{where}: evaluation.domain.limit: {limit} is more than the domain's {size} test records "
-                          f"(lower the limit or add test records)")
+    check_domain_data(config, where)
 
 
 @lru_cache(maxsize=None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import unicodedata
 from pathlib import Path
 
 from forgetbench.errors import ConfigError
@@ -112,21 +113,40 @@ def normalize_prompt(text: str) -> str:
     return " ".join(str(text).lower().split())
 
 
+def near_duplicate_key(text: str) -> str:
+    """Prompt identity for the overlap check and the split: two prompts that differ only in case, spacing or
+    punctuation ("What is 2+2?" and "what is 2 + 2") are one task, and a test item that is one of the training
+    items so rewritten leaks. Punctuation between two digits stays (10.5 is not 105), and so does one space
+    between two numbers (1, 5 is not 15)."""
+    text = unicodedata.normalize("NFKC", str(text)).casefold()
+    kept = "".join(" " if unicodedata.category(ch).startswith("P") and not _between_digits(text, i) else ch
+                   for i, ch in enumerate(text))
+    tokens = kept.split()
+    return "".join(tok if not i or not (tokens[i - 1][-1].isdigit() and tok[0].isdigit()) else f" {tok}"
+                   for i, tok in enumerate(tokens))
+
+
+def _between_digits(text: str, i: int) -> bool:
+    return 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
+
+
 def _prompt(record: dict) -> str:
     return record["prompt"]
 
 
 def check_no_overlap(train: list[dict], test: list[dict], where: str, key=_prompt) -> None:
-    """Raise ConfigError when a test prompt also appears (normalised) in the training set: it would leak; or
-    when an id names a record in each split (an id names one record of the dataset). `key` gives a record's
-    prompt (a TRL format's: forgetbench.data.formats.overlap_key)."""
-    seen = {normalize_prompt(key(r)): r["id"] for r in train}
-    clashes = [(r["id"], seen[k]) for r in test if (k := normalize_prompt(key(r))) in seen]
+    """Raise ConfigError when a test prompt also appears in the training set, up to case, spacing and
+    punctuation (near_duplicate_key): it would leak; or when an id names a record in each split (an id names
+    one record of the dataset). `key` gives a record's prompt (a TRL format's: forgetbench.data.formats.overlap_key)."""
+    seen = {near_duplicate_key(key(r)): r for r in train}
+    clashes = [(r, seen[k]) for r in test if (k := near_duplicate_key(key(r))) in seen]
     if clashes:
-        test_id, train_id = clashes[0]
+        leak, twin = clashes[0]
+        rewritten = normalize_prompt(key(leak)) != normalize_prompt(key(twin))
         raise ConfigError(
             f"{where}: {len(clashes)} test record(s) share a prompt with the training set "
-            f"(e.g. test id '{test_id}' = train id '{train_id}')"
+            f"(e.g. test id '{leak['id']}' = train id '{twin['id']}'"
+            + (": the same prompt up to spacing and punctuation)" if rewritten else ")")
         )
     train_ids = {r["id"] for r in train}
     both = [r["id"] for r in test if r["id"] in train_ids]
@@ -137,14 +157,15 @@ def check_no_overlap(train: list[dict], test: list[dict], where: str, key=_promp
 
 def split_records(records: list[dict], test_fraction: float, seed: int, where: str,
                   key=_prompt) -> tuple[list[dict], list[dict]]:
-    """Seeded train/test split that keeps records with the same (normalised) prompt on the same side,
-    so that duplicates in the source cannot leak into the test set; each side keeps the source order.
+    """Seeded train/test split that keeps records with the same prompt (up to case, spacing and punctuation) on
+    the same side, so that duplicates in the source cannot leak into the test set; each side keeps the source
+    order.
     `key` gives what groups records (a TRL format's: forgetbench.data.formats.group_key)."""
     if not 0 < float(test_fraction) < 1:
         raise ConfigError(f"{where}: test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
     groups: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
-        groups.setdefault(normalize_prompt(key(rec)), []).append(i)
+        groups.setdefault(near_duplicate_key(key(rec)), []).append(i)
     keys = list(groups)
     random.Random(seed).shuffle(keys)
     n_test_groups = round(len(keys) * float(test_fraction))
@@ -173,7 +194,7 @@ def read_jsonl(path) -> list[dict]:
     path = Path(path)
     out = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark some editors write
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:

@@ -3,7 +3,8 @@
 Sources (`domain.source`):
 - medcalc_synth: generated offline from the MedCalc-Bench calculators (forgetbench.data.medcalc_synth);
   keys n_train, n_test, seed, calculators (optional list), questions (score, the default, or risk_category).
-- local: a .jsonl, .json (an array of objects, or JSON lines) or .parquet file (`path`), with `test_path` or
+- local: a .jsonl, .json (an array of objects, or JSON lines), .csv (with a header row) or .parquet file
+  (`path`; a UTF-8 byte-order mark is read past), with `test_path` or
   else a seeded `test_fraction` split; `fields` maps canonical names to the file's columns; `answer_type` sets
   one type for every record; `limit_train` / `limit_test` keep a seeded subset.
 - hub: a known Hugging Face dataset (`dataset`: medcalc_bench, metamathqa, esci) read with
@@ -35,7 +36,7 @@ from forgetbench.data.formats import (
 )
 from forgetbench.data.prompts import medcalc_task
 from forgetbench.data.records import (
-    ANSWER_TYPES, answer_outside_bounds, check_no_overlap, make_record, normalize_prompt, read_jsonl, split_records,
+    ANSWER_TYPES, answer_outside_bounds, check_no_overlap, make_record, near_duplicate_key, read_jsonl, split_records,
     subsample, validate_records,
 )
 from forgetbench.errors import ConfigError
@@ -135,9 +136,17 @@ def _load_medcalc_synth(cfg: dict, base_dir: Path):
 # --------------------------------------------------------------------------------------------- local
 
 
+def missing_file(path: Path) -> str | None:
+    """Why `path` is not a data file to read, or None: a folder is named as one (it exists; 'not found' misleads)."""
+    if path.is_dir():
+        return f"'{path}' is a directory: name the data file in it (.jsonl, .json, .csv or .parquet)"
+    return None if path.is_file() else f"file not found: {path}"
+
+
 def _read_table(path: Path, key: str, cfg: dict) -> list[dict]:
-    if not path.is_file():
-        raise ConfigError(f"{_where(cfg)}: domain.{key}: file not found: {path}")
+    problem = missing_file(path)
+    if problem:
+        raise ConfigError(f"{_where(cfg)}: domain.{key}: {problem}")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return read_jsonl(path)
@@ -150,7 +159,35 @@ def _read_table(path: Path, key: str, cfg: dict) -> list[dict]:
             raise ConfigError(f"{path}: cannot read parquet ({type(exc).__name__}: {exc})") from None
     if suffix == ".json":
         return _read_json(path)
-    raise ConfigError(f"{_where(cfg)}: domain.{key}: '{path}' must be a .jsonl, .json or .parquet file")
+    if suffix == ".csv":
+        return _read_csv(path)
+    raise ConfigError(f"{_where(cfg)}: domain.{key}: '{path}' must be a .jsonl, .json, .csv or .parquet file")
+
+
+def _read_csv(path: Path) -> list[dict]:
+    """A .csv file with a header row, its columns mapped by domain.fields like any other table's; every value
+    is text (blank bounds read as none). A row with more cells than the header is refused, naming its line."""
+    import csv
+
+    rows = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:  # -sig: the byte-order mark spreadsheets write
+            reader = csv.DictReader(f, restkey=_EXTRA)
+            for row in reader:
+                if _EXTRA in row:
+                    raise ConfigError(f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(row[_EXTRA])} cells "
+                                      f"but the header names {len(reader.fieldnames)} columns (quote a value that "
+                                      f"holds a comma)")
+                if any(v.strip() for v in row.values() if isinstance(v, str)):  # a blank line is no record
+                    rows.append({k: v for k, v in row.items() if v is not None})
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not valid CSV ({exc})") from None
+    return rows
+
+
+_EXTRA = "\x00extra"  # where csv puts the cells of a row beyond the header's columns
 
 
 def _read_json(path: Path) -> list[dict]:
@@ -158,7 +195,7 @@ def _read_json(path: Path) -> list[dict]:
     import json
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark some editors write
     except json.JSONDecodeError:
         return read_jsonl(path)  # JSON lines, or a malformed file: read_jsonl names the line
     except UnicodeDecodeError as exc:
@@ -350,13 +387,14 @@ class HubDataset:
     mapper: Callable[[dict, str, int], dict]
     test_hub_id: str | None = None  # test read from another dataset (MetaMathQA has no test split)
     test_mapper: Callable[[dict, str, int], dict] | None = None
+    rationale: bool = True  # its rows give a worked solution (format: cot trains on it)
 
 
 HUB_DATASETS = {
     "medcalc_bench": HubDataset("ncbi/MedCalc-Bench-v1.0", (None, "train"), (None, "test"), from_medcalc_bench_row),
     "metamathqa": HubDataset("meta-math/MetaMathQA", (None, "train"), ("main", "test"), from_metamathqa_row,
                              test_hub_id="openai/gsm8k", test_mapper=from_gsm8k_row),
-    "esci": HubDataset("tasksource/esci", (None, "train"), (None, "test"), from_esci_row),
+    "esci": HubDataset("tasksource/esci", (None, "train"), (None, "test"), from_esci_row, rationale=False),
 }
 
 
@@ -416,8 +454,8 @@ def _load_hub(cfg: dict, base_dir: Path):
     test = _map_rows(test_rows, spec.test_mapper or spec.mapper, "test", cfg, test_id)
     # Published splits cannot be edited by the user: drop training items whose prompt is also a test item
     # (said in a warning) rather than refuse the dataset; the overlap check in load_domain still runs.
-    test_prompts = {normalize_prompt(r["prompt"]) for r in test}
-    kept = [r for r in train if normalize_prompt(r["prompt"]) not in test_prompts]
+    test_prompts = {near_duplicate_key(r["prompt"]) for r in test}
+    kept = [r for r in train if near_duplicate_key(r["prompt"]) not in test_prompts]
     if len(kept) < len(train):
         warnings.warn(f"{_where(cfg)}: dropped {len(train) - len(kept)} training records of '{hub_id}' whose "
                       f"prompt is also in the test split")
@@ -603,3 +641,7 @@ def check_domain_keys(cfg: dict) -> None:
         _check_trl_settings(cfg, fmt)
     if source == "medcalc_synth":
         _check_medcalc_synth(cfg)
+    spec = HUB_DATASETS.get(cfg.get("dataset")) if source == "hub" else None
+    if fmt == "cot" and spec is not None and not spec.rationale:
+        raise ConfigError(f"{_where(cfg)}: format 'cot' trains on each record's rationale, and hub dataset "
+                          f"'{cfg['dataset']}' has none (use format: label)")

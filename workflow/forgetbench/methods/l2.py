@@ -7,7 +7,8 @@ L_SFT is the token mean over the optimizer step's response tokens; the penalty c
 FSDP θ₀ is sharded like the model (each process holds its shard of the copy).
 
 θ₀ is one frozen copy of the trainable parameters, taken once before training on the model's own device; the
-penalty is 0 at step 0. [confirm] the paper's λ (sweep 1e-4 … 1e-1).
+penalty is 0 at step 0. λ is a config value (`lam`, default 0.01): the paper's λ could not be read (2026-12;
+only the abstract of arXiv 2509.20758 is reachable from here, which names "L2 regularization" without a value).
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ class L2(Method):
         if len(live) != len(self.reference):
             raise RuntimeError(f"l2: the model has {len(live)} trainable tensors, θ₀ {len(self.reference)}")
 
+        # Process 0's θ₀ is scattered (src_data_rank 0); with rank-0 loading the other processes hold θ₀ on the
+        # meta device, so each lends an empty tensor of one parameter's size at a time.
         self.reference = [
-            distribute_tensor(ref.to(p.device_mesh.device_type), p.device_mesh, p.placements)
+            distribute_tensor(_materialised(ref, p.device_mesh.device_type), p.device_mesh, p.placements,
+                              src_data_rank=0)
             if isinstance(p, DTensor) and not isinstance(ref, DTensor) else ref
             for p, ref in zip(live, self.reference)
         ]
@@ -62,7 +66,10 @@ class L2(Method):
 
         # Multi-tensor (foreach) kernels: a few launches per step instead of three per parameter tensor, which
         # made l2 0.69x of sft's throughput on a GPU. The norm's gradient at θ = θ₀ is 0, not NaN.
-        penalty = torch.stack(torch._foreach_norm(torch._foreach_sub(self.params, self.reference))).pow(2).sum()
+        # Accumulated in float64: on a CPU the float32 kernel sums sequentially, 0.3 % off over 3 M equal terms
+        # (a tiny model's embedding after one Adam step), and a different split over FSDP shards is differently off.
+        norms = torch._foreach_norm(torch._foreach_sub(self.params, self.reference), 2, dtype=torch.float64)
+        penalty = torch.stack(norms).pow(2).sum().float()
         # Sharded (FSDP): the sum over every process's shard, the same value on each.
         return penalty.full_tensor() if hasattr(penalty, "full_tensor") else penalty
 
@@ -70,3 +77,12 @@ class L2(Method):
     def step_loss(self, model):
         self.last_penalty = self.penalty()
         return self.hparams["lam"] * self.last_penalty
+
+
+def _materialised(tensor, device_type: str):
+    """`tensor` on `device_type`; a meta tensor becomes an uninitialised one of its shape (it only receives)."""
+    import torch
+
+    if tensor.device.type == "meta":
+        return torch.empty(tensor.shape, dtype=tensor.dtype, device=device_type)
+    return tensor.to(device_type)

@@ -18,6 +18,7 @@ from forgetbench.methods import get_method
 from forgetbench.methods.flow import sample_weights
 from forgetbench.provenance import provenance
 from forgetbench.training.collate import Collator
+from forgetbench.training.divergence import divergence_factor
 from forgetbench.training.sharding import sharding_strategy
 from forgetbench.training.tokenize import DEFAULT_MAX_TRUNCATED_SHARE, encode_records, uses_chat_template
 from forgetbench.training.trainer import MethodTrainer, NoFinalResumeCheckpoint, ProgressLog, SaveAtSteps
@@ -37,8 +38,47 @@ def fsdp_arguments(model) -> dict:
     layers = list(getattr(model, "_no_split_modules", None) or [])
     if not layers:
         raise ValueError(f"{type(model).__name__} names no decoder layer class (_no_split_modules): cannot shard it with FSDP")
+    # cpu_ram_efficient_loading: accelerate shards the model on the meta device and fills every process's shards
+    # from process 0's weights (broadcast), so only process 0 loads them (load_model).
     return {"fsdp": True, "fsdp_config": {"version": 2, "transformer_layer_cls_to_wrap": layers,
-                                                  "reshard_after_forward": True}}
+                                                  "reshard_after_forward": True, "cpu_ram_efficient_loading": True}}
+
+
+def load_model(base_model: str, dtype, weights: bool):
+    """The model with its weights, or (`weights` False: an FSDP process other than process 0, which receives its
+    shards from process 0) its parameters on the meta device, no host copy, with real buffers (RoPE's
+    frequencies are computed, not loaded, and FSDP does not broadcast them)."""
+    if weights:
+        return AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig
+
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_model), dtype=dtype)
+    model.tie_weights()  # as from_pretrained does: the same trainable tensors as process 0's model
+    return model
+
+
+def unwritten_storage(model):
+    """The meta parameters of `model` given host storage that is allocated but never written (untouched pages
+    are not resident), tied parameters kept tied. accelerate's FSDP2 preparation tells the optimizer's parameters
+    apart by their data pointers, which are all 0 on the meta device; it then moves them back to meta."""
+    new = {}
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and param.device.type == "meta":
+                if id(param) not in new:
+                    new[id(param)] = torch.nn.Parameter(torch.empty_like(param, device="cpu"), param.requires_grad)
+                module._parameters[name] = new[id(param)]
+    return model
+
+
+def full_state_dict(trainer) -> dict:
+    """The sharded model's weights gathered into one state dict (a collective: every process takes part),
+    without the tied copies (an LM head tied to the embeddings), which save_pretrained would write twice."""
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    tied = getattr(trainer.accelerator.unwrap_model(trainer.model), "all_tied_weights_keys", None) or {}
+    return {k: v for k, v in state.items() if k not in tied}
 
 
 def training_arguments(train_cfg: dict, lr: float, seed: int, output_dir: str, sharding: dict | None = None) -> TrainingArguments:
@@ -118,6 +158,18 @@ def _broadcast(value, processes: int):
     return box[0]
 
 
+def batch_line(train_cfg: dict, processes: int, examples: int) -> str:
+    """The log's line on the rows each optimizer step sees: batch_size x grad_accum x processes, or every
+    example where the training set is smaller than that (each step then sees the whole set)."""
+    per, accum = train_cfg["batch_size"], train_cfg["grad_accum"]
+    configured = per * accum * processes
+    parts = f"{per} per process x {accum} accumulated x {processes} process{'es' if processes > 1 else ''}"
+    if configured <= examples:
+        return f"effective batch {configured} = {parts}"
+    return (f"effective batch {examples} = all {examples} training examples ({parts} = {configured} asks for more "
+            f"rows than the training set has)")
+
+
 def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, out_run: str, cell: dict,
                base_losses: str | None = None, checkpoint_steps: list[int] | None = None) -> dict:
     """`cell` is the cell's config: model, method, hparams, lr, seed, training, domain (with format), chat_template.
@@ -151,20 +203,24 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
     rank, local_rank, processes = world()
     main = rank == 0
     precision = train_cfg.get("precision", "fp32")
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=LOAD_DTYPE[precision])
+    strategy = sharding_strategy(train_cfg.get("strategy", "auto"), method, processes, torch.cuda.is_available())
+    # Under FSDP only process 0 loads the weights: one host copy per job, not one per process.
+    model = load_model(base_model, LOAD_DTYPE[precision], weights=main or strategy != "fsdp")
     # Onto the device the Trainer trains on before the method sees the model: a method that keeps a copy of the
     # weights (L2's θ₀) must take it there, since the Trainer's later model.to(cuda) would leave it on the CPU.
-    model = model.to(torch.device("cuda", local_rank) if torch.cuda.is_available() else "cpu")
+    if model.device.type != "meta":
+        model = model.to(torch.device("cuda", local_rank) if torch.cuda.is_available() else "cpu")
     model = method.prepare_model(model, seed=cell["seed"])
+    if model.device.type == "meta":  # after the method: a copy it keeps (L2's θ₀) stays on meta, costing nothing
+        model = unwritten_storage(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    strategy = sharding_strategy(train_cfg.get("strategy", "auto"), method, processes, torch.cuda.is_available())
-    effective_batch = train_cfg["batch_size"] * train_cfg["grad_accum"] * processes
+    configured_batch = train_cfg["batch_size"] * train_cfg["grad_accum"] * processes
+    effective_batch = min(configured_batch, len(examples))  # a step cannot see more rows than the data has
     if main:
         print(f"method {cell['method']}: {trainable:,} of {total:,} parameters train", flush=True)
-        print(f"effective batch {effective_batch} = {train_cfg['batch_size']} per process x {train_cfg['grad_accum']} "
-              f"accumulated x {processes} process{'es' if processes > 1 else ''}"
-              + (f", {strategy.upper()}" if processes > 1 else ""), flush=True)
+        print(batch_line(train_cfg, processes, len(examples)) + (f", {strategy.upper()}" if processes > 1 else ""),
+              flush=True)
 
     # Beside the outputs, not among them: Snakemake deletes the outputs of a killed job, not this folder.
     resume_dir = Path(out_model).parent / "resume"
@@ -190,7 +246,7 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
             data_collator=Collator(tokenizer),
             method=method,
         )
-        progress = ProgressLog(trainer, log_tmp, main=main)
+        progress = ProgressLog(trainer, log_tmp, main=main, divergence_factor=divergence_factor(train_cfg))
         if resume_from:
             progress.restore(Path(resume_from))
             print(f"resuming from {resume_from} (step {progress.restored_step})", flush=True)
@@ -203,8 +259,7 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         result = trainer.train(resume_from_checkpoint=resume_from)
         progress.file.close()
         tokens_seen = sum(progress.tokens_per_process())
-        # Sharded weights are gathered into one full state dict (a collective: every process takes part).
-        state = trainer.accelerator.get_state_dict(trainer.model_wrapped) if strategy == "fsdp" else None
+        state = full_state_dict(trainer) if strategy == "fsdp" else None
         if main:
             # A LoRA model saves only its adapter (adapter_config.json marks it); full fine-tuning all weights.
             trainer.accelerator.unwrap_model(trainer.model).save_pretrained(model_dir, state_dict=state)
@@ -235,6 +290,7 @@ def train_cell(base_model: str, train_jsonl: str, out_model: str, out_log: str, 
         "threads": torch.get_num_threads(),
         "processes": processes,
         "effective_batch": effective_batch,
+        "configured_batch": configured_batch,
         "strategy": strategy,
         "precision": precision,
         "autocast_bf16": bool(trainer.args.bf16),

@@ -16,6 +16,7 @@ from transformers import Trainer, TrainerCallback
 
 from forgetbench.atomic import atomic_directory
 from forgetbench.training.collate import PER_SAMPLE_FIELDS
+from forgetbench.training.divergence import DEFAULT_FACTOR, divergence
 from forgetbench.training.memory import LOGPROB_CHUNK  # the memory estimate counts one chunk
 from forgetbench.training.tokenize import IGNORE_INDEX
 
@@ -192,7 +193,8 @@ class ProgressLog(TrainerCallback):
     several processes every one of them calls it (the token counts are summed over processes), and only
     process 0 (`main`) writes and prints."""
 
-    def __init__(self, trainer: MethodTrainer, jsonl_path, stream=sys.stderr, main: bool = True):
+    def __init__(self, trainer: MethodTrainer, jsonl_path, stream=sys.stderr, main: bool = True,
+                 divergence_factor: float | None = DEFAULT_FACTOR):
         self.trainer = trainer
         self.file = open(jsonl_path, "w", encoding="utf-8")
         self.stream = stream
@@ -200,6 +202,7 @@ class ProgressLog(TrainerCallback):
         self.start = self.last_time = time.monotonic()
         self.last_tokens = 0
         self.diverged = None
+        self.divergence_factor = divergence_factor  # training.divergence_factor (forgetbench.training.divergence)
         self.restored_step = 0
         self.records = []
 
@@ -259,6 +262,7 @@ class ProgressLog(TrainerCallback):
             "tokens_per_s": round(rate, 2),
             "elapsed_s": round(elapsed, 2),
         }
+        diverged = divergence(record, self.records, self.divergence_factor)  # judged against the steps before
         spiked = spikes(record, self.records)
         if spiked:
             record["spike"] = spiked
@@ -273,12 +277,11 @@ class ProgressLog(TrainerCallback):
             f"grad_norm {logs.get('grad_norm', float('nan')):.3g} {rate:.0f} tok/s "
             f"elapsed {elapsed:.0f}s left ~{eta:.0f}s"
         )
-        grad_norm = logs.get("grad_norm")
-        if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
+        if diverged:
             # Stop the cell, not the sweep: the run is recorded as diverged and the tables show it.
-            self.diverged = {"step": state.global_step, "loss": loss, "grad_norm": grad_norm}
+            self.diverged = diverged
             control.should_training_stop = True
-            self.say(f"DIVERGED: loss {loss}, grad norm {grad_norm} at step {state.global_step}; this cell stops")
+            self.say(f"DIVERGED at step {state.global_step}: {diverged['reason']}; this cell stops")
 
     def on_train_end(self, args, state, control, **kwargs):
         self.file.close()
