@@ -158,6 +158,12 @@ def test_different_item_sets_cannot_be_paired(evaluations):
         tables(evaluations)
 
 
+def _delta_text(grouped, method, lr, column):
+    r = grouped[(grouped["method"] == method) & (grouped["lr"] == lr)].iloc[0]
+    text = f"{r[column]:.3f} [{r[column + '_lo']:.3f}, {r[column + '_hi']:.3f}]"
+    return text + ("*" if r[column + "_lo"] > 0 or r[column + "_hi"] < 0 else "")
+
+
 def test_paper_table_shows_intervals_item_counts_and_marks(evaluations):
     _, grouped = tables(evaluations)
     paper = paper_table(grouped, GENERAL)
@@ -170,6 +176,10 @@ def test_paper_table_shows_intervals_item_counts_and_marks(evaluations):
     assert hi["Forgetting (Δ bpb) (n=12)"] == "0.800 [0.800, 0.800]*"
     assert hi["Δ general"].startswith("-0.350 [") and hi["Δ general"].endswith("]*")
     assert frame[frame["Method"] == "lora"].iloc[0]["Δ general"] == "0.000 [0.000, 0.000]"
+    # the domain score's change against the base model, and against sft, beside the general ones
+    assert [c for c in frame.columns if c.startswith("Δ domain")] == [
+        "Δ domain (n=16)", "Δ domain loss (n=16)", "Δ domain vs sft"]
+    assert hi["Δ domain (n=16)"] == _delta_text(grouped, "sft", 2e-4, "delta_domain")
     assert "per comparison, uncorrected" in paper.caption and "Evaluated with dtype float32, transformers 4.99.0." in paper.caption
     md = to_markdown(paper, "T")
     assert md.startswith("# T\n\n| Model") and "fewer than 10 items, interval unreliable" in md

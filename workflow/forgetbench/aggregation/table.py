@@ -250,6 +250,7 @@ def _with_interval(value: float, low: float, high: float, latex: bool) -> str:
 DISPLAY = {
     **{name: spec.display for name, spec in SPECS.items()},
     "general_avg": "General avg",
+    "delta_domain": "Δ domain",
     "delta_general": "Δ general",
     "forgetting": "Forgetting (Δ bpb)",
     "delta_domain_loss": "Δ domain loss",
@@ -287,9 +288,11 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
     opening, own = domain_columns(domain_tasks) if "domain" in grouped else ([], [])
     shown_domain = opening if len(own) > 1 else opening[:1]
     scores = [*shown_domain, *general, "general_avg", "domain_loss"]
-    differences = ["delta_general", "forgetting", "delta_domain_loss", "vs_sft_general", "vs_sft_forgetting"]
-    if not grouped["vs_sft_general"].notna().any():
-        differences = differences[:3]
+    # The domain score's change is the trade-off's first half: shown wherever its column is.
+    domain_deltas = ["delta_domain"] if "domain" in shown_domain else []
+    against_base = [*domain_deltas, "delta_general", "forgetting", "delta_domain_loss"]
+    against_sft = [*(["vs_sft_domain"] if domain_deltas else []), "vs_sft_general", "vs_sft_forgetting"]
+    differences = against_base + (against_sft if grouped["vs_sft_general"].notna().any() else [])
     counted = [t for t in opening if t != "domain" or not own]  # the mean of several tasks has no one n
     n_items = {t: int(grouped[f"n_{t}"].max()) for t in [*counted, "domain_loss", *general, "general_text"]}
     if len(own) == 1:
@@ -297,7 +300,7 @@ def paper_table(grouped: pd.DataFrame, general: list[str], correction: str | Non
 
     def header(column):
         label = display_name(column) + (" avg" if column == "domain" and len(own) > 1 else "")
-        task = {"forgetting": "general_text", "delta_domain_loss": "domain_loss"}.get(column, column)
+        task = {"forgetting": "general_text", "delta_domain_loss": "domain_loss", "delta_domain": "domain"}.get(column, column)
         if task in n_items:
             label += f" (n={n_items[task]}{FEW if n_items[task] < intervals.FEW_ITEMS else ''})"
         return label
