@@ -7,7 +7,7 @@ from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_no
                                registry_name, scaling_runs, training_processes)
 from forgetbench.config_inputs import check_inputs
 from forgetbench.config_lengths import check_lengths
-from forgetbench.evaluation.backend import resolve_backend
+from forgetbench.evaluation.parallel import evaluation_plans
 from forgetbench.evaluation.tasks import (DOMAIN_TASKS, check_scaling_tasks, config_tasks, domain_score_tasks,
                                           eval_families, include_paths, tasks_stamp)
 from forgetbench.evaluation.vllm_env import check_vllm_environment
@@ -48,8 +48,13 @@ CUDA_ENV = "../envs/forgetbench-cuda.yaml"
 
 
 def model_gpus(wildcards):
-    """GPUs per training or evaluation job of a model: its own `gpus` in config, else `resources.gpu`."""
+    """GPUs per training job of a model (and of score_base): its own `gpus` in config, else `resources.gpu`."""
     return job_gpus(config, wildcards.model)
+
+
+def eval_gpus(wildcards):
+    """GPUs per evaluation job of a model: evaluation's own, at most what vLLM's tensor parallelism can use."""
+    return EVAL_PLANS[wildcards.model].gpus
 
 
 def model_nodes(wildcards):
@@ -67,9 +72,12 @@ def train_processes(wildcards):
     return training_processes(config, wildcards.model)
 
 
-# The evaluation backend of each model, fixed here from its jobs' GPUs: the DAG is often built on a login node
-# without GPUs, so `auto` cannot look at the machine (forgetbench.evaluation.backend).
-EVAL_BACKEND = {m: resolve_backend(config["evaluation"]["backend"], job_gpus(config, m)) for m in config["models"]}
+# The evaluation backend, GPUs and vLLM tensor-parallel size of each model, fixed here from its evaluation jobs'
+# GPUs and its shape: the DAG is often built on a login node without GPUs, so `auto` cannot look at the machine
+# (forgetbench.evaluation.backend), and a size vLLM would refuse inside each job is refused now
+# (forgetbench.evaluation.parallel).
+EVAL_PLANS = evaluation_plans(config, CONFIG_FILE, RESULTS)
+EVAL_BACKEND = {m: plan.backend for m, plan in EVAL_PLANS.items()}
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 VLLM_MODELS = [m for m, backend in EVAL_BACKEND.items() if backend == "vllm"]
 if VLLM_MODELS and not USE_CONDA:  # under --use-conda Snakemake builds the environment itself
@@ -89,9 +97,10 @@ def train_env(wildcards):
 def eval_env(wildcards):
     """The environment of a model's evaluation jobs: vLLM's own (its CUDA build on GPUs, its CPU build
     without) or the main one."""
+    gpus = eval_gpus(wildcards) > 0
     if EVAL_BACKEND[wildcards.model] == "hf":
-        return train_env(wildcards)
-    return "../envs/vllm-cuda.yaml" if model_gpus(wildcards) > 0 else "../envs/vllm.yaml"
+        return CUDA_ENV if gpus else ENV
+    return "../envs/vllm-cuda.yaml" if gpus else "../envs/vllm.yaml"
 
 
 def alternatives(names):
@@ -180,7 +189,7 @@ def eval_job(wildcards):
         "identity": eval_identity(wildcards),
         "tasks": EVAL_FAMILIES[wildcards.family],
         "chat_template": config["models"][wildcards.model]["chat_template"],
-        "gpus": model_gpus(wildcards),
+        "gpus": eval_gpus(wildcards),
         "backend": EVAL_BACKEND[wildcards.model],
         "tasks_code": TASK_STAMPS[wildcards.family],
         # only where configured: the default's params (and so its results) stay as they were

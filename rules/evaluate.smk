@@ -24,7 +24,7 @@ rule evaluate:
     resources:
         mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
         runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
-        gpu=model_gpus,
+        gpu=eval_gpus,
     script:
         "../workflow/scripts/evaluate.py"
 

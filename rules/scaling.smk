@@ -45,7 +45,7 @@ rule evaluate_checkpoint:
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
         backend=lambda wc: EVAL_BACKEND[wc.model],
-        gpus=model_gpus,
+        gpus=eval_gpus,
     log:
         f"{RESULTS}/logs/evaluate_checkpoint/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/step~{{step}}.log",
     benchmark:
@@ -56,7 +56,7 @@ rule evaluate_checkpoint:
     resources:
         mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
         runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
-        gpu=model_gpus,
+        gpu=eval_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"
 
@@ -76,7 +76,7 @@ rule evaluate_base_checkpoint:
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
         backend=lambda wc: EVAL_BACKEND[wc.model],
-        gpus=model_gpus,
+        gpus=eval_gpus,
     log:
         f"{RESULTS}/logs/evaluate_checkpoint/{{model}}/base/step~0.log",
     benchmark:
@@ -87,7 +87,7 @@ rule evaluate_base_checkpoint:
     resources:
         mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
         runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
-        gpu=model_gpus,
+        gpu=eval_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"
 

@@ -272,8 +272,22 @@ def check_learning_rates(config: dict, where: str) -> None:
 
 
 def job_gpus(config: dict, model: str) -> int:
-    """GPUs per training or evaluation job of a model: its own `gpus`, else `resources.gpu`."""
+    """GPUs per training job of a model (and, unless evaluation_gpus says otherwise, per evaluation job): its own
+    `gpus`, else `resources.gpu`."""
     return config["models"][model].get("gpus", config.get("resources", {}).get("gpu", 0))
+
+
+def evaluation_gpus(config: dict, model: str) -> tuple[int, str | None]:
+    """GPUs an evaluation job of a model may use, and the key that set them: models.<name>.evaluation_gpus, else
+    evaluation.gpus, else (key None) training's job_gpus. A 7B trains on 4 GPUs and evaluates well on 1; vLLM's
+    tensor-parallel size may lower it further (forgetbench.evaluation.parallel)."""
+    own = config["models"][model].get("evaluation_gpus")
+    if own is not None:
+        return own, f"models.{model}.evaluation_gpus"
+    common = config.get("evaluation", {}).get("gpus")
+    if common is not None:
+        return common, "evaluation.gpus"
+    return job_gpus(config, model), None
 
 
 def job_nodes(config: dict, model: str) -> int:

@@ -1,7 +1,7 @@
 """Rules `evaluate_checkpoint` and `evaluate_base_checkpoint`: one checkpoint of the scaling study (or the base
-model as step 0): the domain test loss (the fine-tuning loss, with transformers), then the domain score, the
-general text (forgetting) and the configured general tasks through lm-eval (with the vLLM backend in the vLLM
-environment's interpreter).
+model as step 0): the domain test loss (the fine-tuning loss, with transformers, on the job's GPUs where it has
+them), then the domain score, the general text (forgetting) and the configured general tasks through lm-eval
+(with the vLLM backend in the vLLM environment's interpreter).
 
     snakemake --cores 2 results/default/smollm2-135m/scaling-lora-r8/lr~0.0002/seed~0/step~4/metrics.json
 """
@@ -14,12 +14,15 @@ with log_to(snakemake.log[0]):  # noqa: F821
 
     import torch
 
-    from forgetbench.analysis.base_scores import domain_loss
+    from forgetbench.analysis.base_scores import domain_loss, scoring_device
+    from forgetbench.devices import check_visible_gpus
     from forgetbench.evaluation.job import run
     from forgetbench.evaluation.vllm_env import vllm_settings
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
+    job = f"rule {snakemake.rule} ({snakemake.output[0]})"  # noqa: F821
+    check_visible_gpus(params.gpus, job)  # before the loss: a GPU job that sees none fails, not scores on the CPU
     settings = params.evaluation
     model_dir, adapter_dir, n_params = inputs.base, None, 0
     if "checkpoints" in inputs.keys():
@@ -31,7 +34,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
         n_params = json.loads(Path(inputs.run).read_text())["trainable_params"]
     ft_loss = domain_loss(model_dir, inputs.domain_test, params.domain_format, params.max_len, params.chat_template,
                           adapter_dir=adapter_dir, batch_size=settings["batch_size"],
-                          assistant_turns=getattr(params, "assistant_turns", "all"))  # given for messages only
+                          assistant_turns=getattr(params, "assistant_turns", "all"),  # given for messages only
+                          device=scoring_device(params.gpus))
     print(f"domain test loss {ft_loss:.4f}", flush=True)
     identity = {**params.identity, "n_params": n_params}
     vllm = vllm_settings(settings["vllm"], params.gpus)
@@ -43,4 +47,4 @@ with log_to(snakemake.log[0]):  # noqa: F821
     if settings.get("include_path"):  # the folders of lm-eval tasks named by their lm-eval name (domain.eval, general)
         kwargs["include_path"] = settings["include_path"]
     run({"kwargs": kwargs, "extra": {"cell": identity, "ft_loss": ft_loss}, "provenance": {**identity, "evaluation": settings}},
-        params.backend, snakemake.threads, params.gpus, job=f"rule {snakemake.rule} ({snakemake.output[0]})")  # noqa: F821
+        params.backend, snakemake.threads, params.gpus, job=job)  # noqa: F821
