@@ -16,23 +16,16 @@ import sys
 from pathlib import Path
 
 from forgetbench.atomic import write_json
+from forgetbench.config_lengths import file_stamp
 from forgetbench.errors import ConfigError
 
 CACHE_DIR = Path(".snakemake") / "forgetbench" / "domain"
 DATA_CODE = ("data/sources.py", "data/records.py", "data/formats.py")  # the code whose change changes a read
 
 
-def _stat(path: Path) -> list:
-    try:
-        st = path.stat()
-    except OSError:
-        return [str(path), None]
-    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
-
-
 def _cache_key(domain: dict) -> str:
-    files = [_stat(Path(domain[k])) for k in ("path", "test_path") if domain.get(k)]
-    code = [_stat(Path(__file__).parent / p) for p in DATA_CODE]
+    files = [file_stamp(Path(domain[k])) for k in ("path", "test_path") if domain.get(k)]
+    code = [file_stamp(Path(__file__).parent / p) for p in DATA_CODE]
     blob = json.dumps([files, code, domain], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 

@@ -48,7 +48,9 @@ def tokenizer_dir(cfg: dict, prepared_dir: Path) -> Path | None:
     return None
 
 
-def _stat(path: Path) -> list:
+def file_stamp(path: Path) -> list:
+    """What identifies a file's content without reading it, for the parse-time caches' keys: resolved path, size
+    and modification time (the path and None where it cannot be read)."""
     try:
         st = path.stat()
     except OSError:
@@ -60,7 +62,7 @@ def _data_fingerprint(domain: dict) -> list | None:
     """What identifies the domain's records without reading them, or None where that is unknown."""
     source = domain["source"]
     if source == "local":
-        return [_stat(Path(domain[k])) for k in ("path", "test_path") if domain.get(k)]
+        return [file_stamp(Path(domain[k])) for k in ("path", "test_path") if domain.get(k)]
     if source == "medcalc_synth":
         import importlib.metadata
 
@@ -121,7 +123,7 @@ def check_lengths(config: dict, where: str, results_dir: str | Path, cache_dir: 
         return
     max_gen_toks = _domain_max_gen_toks(config)
     eval_domain = (config["evaluation"].get("domain") or {})
-    code = [_stat(p) for p in CODE]
+    code = [file_stamp(p) for p in CODE]
     for name, cfg in config["models"].items():
         tok_dir = tokenizers[name]
         if tok_dir is None:
@@ -129,7 +131,7 @@ def check_lengths(config: dict, where: str, results_dir: str | Path, cache_dir: 
         settings = {"domain": domain, "max_len": training["max_seq_len"], "chat": cfg.get("chat_template", "auto"),
                     "max_gen_toks": max_gen_toks, "limit": eval_domain.get("limit"),
                     "seed": config["evaluation"].get("seed", 0)}
-        key = hashlib.sha256(json.dumps([data, code, [_stat(tok_dir / f) for f in TOKENIZER_FILES], settings],
+        key = hashlib.sha256(json.dumps([data, code, [file_stamp(tok_dir / f) for f in TOKENIZER_FILES], settings],
                                         sort_keys=True, default=str).encode()).hexdigest()[:24]
         cached = cache_dir / f"{key}.json"
         if cached.is_file():
