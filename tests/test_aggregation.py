@@ -281,7 +281,7 @@ def test_plots_are_drawn_from_the_csv_alone(evaluations, tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "save_figure", lambda fig, out: captured.setdefault("fig", fig))
     loss_forgetting_plot(table, "unused.png")
     ax = captured["fig"].axes[0]
-    assert ax.get_ylabel() == "forgetting: Δ general-text bpb vs base (> 0: forgot)"
+    assert ax.get_ylabel() == "forgetting: Δ general-text bpb\nvs base (> 0: forgot)"
     # error bars: the 2e-4 sft cell's forgetting interval has no spread, its domain-loss one neither
     labels = [t.get_text() for t in captured["fig"].legends[0].get_texts()]
     assert labels == ["lora, LR 2e-5", "sft, LR 2e-5", "sft, LR 2e-4"]

@@ -231,8 +231,9 @@ def loss_forgetting_plot(table: pd.DataFrame, out_png: str) -> plt.Figure:
     general text; down = kept), one point per cell with 95 % paired intervals on both axes; markers dodged and
     coinciding panels noted as in tradeoff_plot. Saved to out_png; the Figure is returned."""
     return _cell_panels(table, "delta_domain_loss", "forgetting", out_png,
-                        "Δ domain test loss vs base (nats/token; < 0: learnt)",
-                        "forgetting: Δ general-text bpb vs base (> 0: forgot)", base_marker=False, front=False,
+                        # two lines each: on one, neighbouring panels' labels ran into each other
+                        "Δ domain test loss vs base\n(nats/token; < 0: learnt)",
+                        "forgetting: Δ general-text bpb\nvs base (> 0: forgot)", base_marker=False, front=False,
                         reference_lines=True)
 
 
