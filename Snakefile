@@ -2,10 +2,11 @@
 #   snakemake --cores 2                 the experiment in config.yaml, end to end
 #   snakemake --profile slurm           the same on a SLURM cluster
 #   snakemake --report report.html      tables and figures as one HTML report
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from forgetbench.config import check_raw_config, find_unknown_keys, load_schema
-from forgetbench.config_file import check_duplicate_keys, check_schema, resolve_paths
+from forgetbench.config import load_experiment
+from forgetbench.config.file import check_duplicate_keys
 
 min_version("9.0")
 
@@ -17,17 +18,15 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
-CONFIG_FILES = [str(f) for f in (workflow.overwrite_configfiles or workflow.configfiles)]
-CONFIG_FILE = (CONFIG_FILES or ["config"])[-1]
-OVERRIDES = dict(workflow.config_settings.config)  # --config key=value: an error there names the command line
-for path in CONFIG_FILES:
-    check_duplicate_keys(path)
-find_unknown_keys(config, load_schema(SCHEMA), CONFIG_FILE, OVERRIDES)  # first: a misspelt key gets a suggestion
-check_raw_config(config, CONFIG_FILE, OVERRIDES)  # what the defaults would hide
-check_schema(config, load_schema(SCHEMA), CONFIG_FILE, OVERRIDES)  # one line; validate() below fills the defaults
-validate(config, SCHEMA)
-resolve_paths(config, CONFIG_FILE)
+# Every parse-time check, once, and everything the rules need from the config (forgetbench.config).
+EXPERIMENT = load_experiment(
+    config,
+    schema=f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+    config_files=[str(f) for f in (workflow.overwrite_configfiles or workflow.configfiles)],
+    overrides=dict(workflow.config_settings.config),  # --config key=value: an error there names the command line
+    use_conda=DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method,
+    checked_files=() if workflow.overwrite_configfiles else ("config.yaml",),
+)
 
 
 include: "rules/common.smk"

@@ -57,7 +57,7 @@ def paper_config(seeds: int, per_task: bool = False) -> dict:
 
 def expected_jobs(config: dict) -> int:
     """The job count the DAG should have, counted from the config: a cross-check of the workflow's expansion."""
-    from forgetbench.evaluation.tasks import eval_families
+    from forgetbench.config.tasks import eval_families
     from forgetbench.methods import get_method
 
     models, cells = len(config["models"]), len(config["models"]) * len(config["learning_rates"]) * len(config["seeds"])

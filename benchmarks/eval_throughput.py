@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -142,12 +141,12 @@ def vllm_interpreter() -> tuple[str | None, str | None]:
     the vLLM environment's (forgetbench.evaluation.vllm_env)."""
     import importlib.util
 
-    from forgetbench.evaluation.vllm_env import INSTALL_COMMAND, _probe, vllm_python
+    from forgetbench.evaluation.vllm_env import INSTALL_COMMAND, installed_vllm_version, vllm_python
 
     if importlib.util.find_spec("vllm") is not None:
         return sys.executable, None
     python = vllm_python()
-    if not python.exists() or _probe(str(python)) is None:
+    if not python.exists() or installed_vllm_version(str(python)) is None:
         return None, f"vllm: no vLLM environment at {python} (run `{INSTALL_COMMAND}`)"
     return str(python), None
 

@@ -1,6 +1,3 @@
-from forgetbench.evaluation.tasks import domain_score_tasks
-
-
 localrules:
     aggregate,
     plot_tradeoff,
@@ -28,7 +25,7 @@ rule aggregate:
         code=code_stamp("forgetbench.aggregation.table", "forgetbench.aggregation.intervals",
                         "forgetbench.aggregation.html"),
         general=list(config["evaluation"]["general"]),
-        domain=domain_score_tasks(config),
+        domain=EXPERIMENT.domain_score,
         aggregation=config["aggregation"],
     log:
         f"{RESULTS}/logs/aggregate.log",
@@ -111,17 +108,9 @@ rule plot_token_probs:
 
 
 # A paper's published numbers beside ours, only when the config names them (`published:`, configs/<paper>
-# .published.yaml). The file is read and checked here, while the config is parsed, so a malformed one fails before
-# any job; it is an input, so editing it reruns only this rule.
-if config.get("published"):
-    from forgetbench.aggregation.paper_comparison import load_published, published_path
-    from forgetbench.errors import ConfigError
-
-    PUBLISHED = str(published_path(config["published"], CONFIG_FILE))
-    try:
-        load_published(PUBLISHED)
-    except ConfigError as error:
-        raise ConfigError(f"{CONFIG_FILE}: {error}") from None
+# .published.yaml). The file is checked while the config is parsed (forgetbench.config.experiment), so a malformed
+# one fails before any job; it is an input, so editing it reruns only this rule.
+if EXPERIMENT.published:
 
     localrules:
         paper_comparison,
@@ -129,7 +118,7 @@ if config.get("published"):
     rule paper_comparison:
         input:
             grouped=f"{RESULTS}/tables/tradeoff_grouped.csv",
-            published=PUBLISHED,
+            published=EXPERIMENT.published,
         output:
             csv=f"{RESULTS}/tables/paper_comparison.csv",
             md=f"{RESULTS}/tables/paper_comparison.md",

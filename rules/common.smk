@@ -1,92 +1,55 @@
-# Config checks that a schema cannot express, the cells of the sweep, and the input helpers of every rule.
+# The input, params and resources helpers of every rule, read from the checked experiment (EXPERIMENT, made
+# once by the Snakefile: forgetbench.config).
 import re
 
-from snakemake_interface_executor_plugins.settings import DeploymentMethod
+from forgetbench.evaluation.tasks import DOMAIN_TASKS
+from forgetbench.provenance import code_stamp
 
-from forgetbench.config import (cells, check_config, format_lr, job_gpus, job_nodes, method_folders, method_hparams,
-                               registry_name, scaling_runs, training_processes)
-from forgetbench.config_inputs import check_inputs
-from forgetbench.config_lengths import check_lengths
-from forgetbench.evaluation.parallel import evaluation_plans
-from forgetbench.evaluation.tasks import (DOMAIN_TASKS, check_scaling_tasks, config_tasks, domain_score_tasks,
-                                          eval_families, include_paths, tasks_stamp)
-from forgetbench.evaluation.vllm_env import check_vllm_environment
-from forgetbench.job_resources import plan_resources
-from forgetbench.methods import get_method
-from forgetbench.provenance import code_stamp, method_version
-
-check_config(config, load_schema(SCHEMA), CONFIG_FILE)
-
-RESULTS = f"results/{config['experiment']}"
-check_inputs(config, CONFIG_FILE, RESULTS)
-check_lengths(config, CONFIG_FILE, RESULTS)  # where the tokenizers exist: a refused length costs no job
-DOMAIN = config["domain"]["name"]
+RESULTS = EXPERIMENT.results
+RESOURCES = EXPERIMENT.resources
+DOMAIN = EXPERIMENT.domain
+CONFIG_FILE = EXPERIMENT.config_file
 # domain.assistant_turns (messages only) as a params entry where it is set: absent, the params of the jobs that
 # encode the domain data are those of a config without it, so existing results are not rerun.
 DOMAIN_TURNS = {"assistant_turns": config["domain"]["assistant_turns"]} if "assistant_turns" in config["domain"] else {}
-CELLS = cells(config)
-METHOD_FOLDERS = method_folders(config)
-TRAINED = [m for m in config["methods"] if get_method(registry_name(config, m)).kind == "train"]
-POSTHOC = [f for f, (name, _) in METHOD_FOLDERS.items() if get_method(registry_name(config, name)).kind == "posthoc"]
-EVAL_FAMILIES = eval_families(config["evaluation"], CONFIG_FILE, config["domain"])
-TASK_STAMPS = {family: tasks_stamp(tasks, include_paths(config["evaluation"])) for family, tasks in EVAL_FAMILIES.items()}
-SCALING_RUNS = {(r.model, r.method): r for r in scaling_runs(config)}
-# At each checkpoint: the domain score (its tasks, forgetbench.evaluation.tasks.domain_score_tasks: the `domain` task,
-# the domain.eval lm-eval tasks keyed "domain.<task>", or none), the general text (forgetting) and the chosen general
-# tasks. The domain test loss (the fine-tuning loss) is computed beside them (evaluate_checkpoint.py).
-SCALING_DOMAIN = domain_score_tasks(config)
-SCALING_TASKS = {
-    **config.get("scaling", {}).get("general", {}),
-    **{key: settings for key, settings in config_tasks(config["evaluation"], config["domain"]).items()
-       if key in SCALING_DOMAIN},
-    "general_text": config["evaluation"]["forgetting"],
-}
-if SCALING_RUNS:
-    check_scaling_tasks(SCALING_TASKS, include_paths(config["evaluation"]), CONFIG_FILE)
+CELLS = EXPERIMENT.cells
+METHOD_FOLDERS = EXPERIMENT.method_folders
+TRAINED = EXPERIMENT.trained
+POSTHOC = EXPERIMENT.posthoc
+EVAL_FAMILIES = EXPERIMENT.families
+SCALING_RUNS = EXPERIMENT.scaling_runs
 ENV = "../envs/forgetbench.yaml"
 CUDA_ENV = "../envs/forgetbench-cuda.yaml"
 
 
 def model_gpus(wildcards):
     """GPUs per training job of a model (and of score_base): its own `gpus` in config, else `resources.gpu`."""
-    return job_gpus(config, wildcards.model)
+    return EXPERIMENT.training_gpus(wildcards.model)
 
 
 def eval_gpus(wildcards):
     """GPUs per evaluation job of a model: evaluation's own, at most what vLLM's tensor parallelism can use."""
-    return EVAL_PLANS[wildcards.model].gpus
+    return EXPERIMENT.evaluation[wildcards.model].gpus
+
+
+def eval_backend(wildcards):
+    """hf or vllm: fixed at parse time (forgetbench.config.parallel), a login node having no GPUs to look at."""
+    return EXPERIMENT.evaluation[wildcards.model].backend
 
 
 def model_nodes(wildcards):
     """Nodes of a training job (models.<name>.nodes): the slurm plugin's `nodes` resource, one task per node."""
-    return job_nodes(config, wildcards.model)
+    return EXPERIMENT.nodes(wildcards.model)
 
 
 def train_gpus(wildcards):
     """GPUs of a training job over all its nodes (the slurm plugin's --gpus counts the whole job's)."""
-    return job_gpus(config, wildcards.model) * job_nodes(config, wildcards.model)
+    return EXPERIMENT.training_gpus(wildcards.model) * EXPERIMENT.nodes(wildcards.model)
 
 
 def train_processes(wildcards):
     """Processes of a training job: one per GPU under torchrun (training.processes overrides)."""
-    return training_processes(config, wildcards.model)
-
-
-# The evaluation backend, GPUs and vLLM tensor-parallel size of each model, fixed here from its evaluation jobs'
-# GPUs and its shape: the DAG is often built on a login node without GPUs, so `auto` cannot look at the machine
-# (forgetbench.evaluation.backend), and a size vLLM would refuse inside each job is refused now
-# (forgetbench.evaluation.parallel).
-EVAL_PLANS = evaluation_plans(config, CONFIG_FILE, RESULTS)
-EVAL_BACKEND = {m: plan.backend for m, plan in EVAL_PLANS.items()}
-USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-VLLM_MODELS = [m for m, backend in EVAL_BACKEND.items() if backend == "vllm"]
-if VLLM_MODELS and not USE_CONDA:  # under --use-conda Snakemake builds the environment itself
-    check_vllm_environment(CONFIG_FILE, VLLM_MODELS)
-
-
-# Per model: the training memory check (refuses a config that cannot fit, before any job) and the mem_mb and
-# runtime each rule asks for, grown with the parameter count (forgetbench.job_resources).
-RESOURCES = plan_resources(config, CONFIG_FILE, RESULTS, SCALING_RUNS.values())
+    return EXPERIMENT.processes(wildcards.model)
 
 
 def train_env(wildcards):
@@ -98,7 +61,7 @@ def eval_env(wildcards):
     """The environment of a model's evaluation jobs: vLLM's own (its CUDA build on GPUs, its CPU build
     without) or the main one."""
     gpus = eval_gpus(wildcards) > 0
-    if EVAL_BACKEND[wildcards.model] == "hf":
+    if eval_backend(wildcards) == "hf":
         return CUDA_ENV if gpus else ENV
     return "../envs/vllm-cuda.yaml" if gpus else "../envs/vllm.yaml"
 
@@ -126,25 +89,9 @@ def weights(path):
 
 
 def cell_config(wildcards):
-    """The config of one cell, as recorded in its run.json and metrics."""
-    lr = next(l for l in config["learning_rates"] if format_lr(l) == wildcards.lr)
-    name, variant = METHOD_FOLDERS[wildcards.method]
-    method = get_method(registry_name(config, name))(**method_hparams(config, name))
-    return {
-        "experiment": config["experiment"],
-        "model": wildcards.model,
-        "model_source": config["models"][wildcards.model],
-        "chat_template": config["models"][wildcards.model]["chat_template"],
-        "method": wildcards.method,
-        "registry_name": registry_name(config, name),
-        "method_version": method_version(type(method)),
-        "hparams": method_hparams(config, name),
-        "variant_settings": method.variants()[variant] if method.kind == "posthoc" else {},
-        "lr": float(lr),
-        "seed": int(wildcards.seed),
-        "training": config["training"],
-        "domain": config["domain"],
-    }
+    """The config of one trained cell or scaling run, as recorded in its run.json and metrics."""
+    folder = wildcards.method if "method" in wildcards.keys() else wildcards.run
+    return EXPERIMENT.cell_config(wildcards.model, folder, wildcards.lr, wildcards.seed)
 
 
 def lengths_checked(wildcards):
@@ -161,14 +108,13 @@ def get_train_inputs(wildcards):
         "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
         "lengths_checked": lengths_checked(wildcards),
     }
-    if get_method(registry_name(config, wildcards.method)).needs_base_scores:
+    if EXPERIMENT.method_class(wildcards.method).needs_base_scores:
         inputs["base_losses"] = f"{RESULTS}/{wildcards.model}/base/train_scores/sample_losses.jsonl"
     return inputs
 
 
 def get_posthoc_inputs(wildcards):
-    name, _ = METHOD_FOLDERS[wildcards.method]
-    source = get_method(registry_name(config, name)).source_method
+    source = EXPERIMENT.method_class(wildcards.method).source_method
     cell = f"{RESULTS}/{wildcards.model}/{source}/lr~{wildcards.lr}/seed~{wildcards.seed}"
     return {"base": f"{RESULTS}/{wildcards.model}/base/model", "tuned": f"{cell}/model", "tuned_run": f"{cell}/run.json"}
 
@@ -190,8 +136,8 @@ def eval_job(wildcards):
         "tasks": EVAL_FAMILIES[wildcards.family],
         "chat_template": config["models"][wildcards.model]["chat_template"],
         "gpus": eval_gpus(wildcards),
-        "backend": EVAL_BACKEND[wildcards.model],
-        "tasks_code": TASK_STAMPS[wildcards.family],
+        "backend": eval_backend(wildcards),
+        "tasks_code": EXPERIMENT.task_stamps[wildcards.family],
         # only where configured: the default's params (and so its results) stay as they were
         **({"domain_eval": config["domain"]["eval"]} if config["domain"].get("eval") else {}),
         **({"domain_max_seq_len": config["training"]["max_seq_len"]} if config["domain"]["format"] == "text" else {}),
@@ -216,25 +162,6 @@ def get_family_results(wildcards):
     folder = f"{RESULTS}/{wildcards.model}/{wildcards.cell}/eval"
     return {"json": [f"{folder}/{family}.json" for family in EVAL_FAMILIES],
             "per_item": [f"{folder}/{family}.items.jsonl" for family in EVAL_FAMILIES]}
-
-
-def scaling_cell_config(wildcards):
-    run = SCALING_RUNS[(wildcards.model, wildcards.run)]
-    return {
-        "experiment": config["experiment"],
-        "model": wildcards.model,
-        "model_source": config["models"][wildcards.model],
-        "chat_template": config["models"][wildcards.model]["chat_template"],
-        "method": run.method,
-        "registry_name": run.registry_name,
-        "method_version": method_version(get_method(run.registry_name)),
-        "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in run.hparams},
-        "lr": run.lr,
-        "seed": run.seed,
-        "training": {**config["training"], "max_steps": max(run.steps)},
-        "domain": config["domain"],
-        "checkpoint_steps": list(run.steps),
-    }
 
 
 def get_checkpoint_inputs(wildcards):

@@ -22,8 +22,8 @@ rule evaluate:
         eval_env
     threads: config["resources"]["eval_threads"]
     resources:
-        mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
-        runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
+        mem_mb=RESOURCES.mem_mb("evaluate"),
+        runtime=RESOURCES.runtime("evaluate"),
         gpu=eval_gpus,
     script:
         "../workflow/scripts/evaluate.py"

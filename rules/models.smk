@@ -9,7 +9,7 @@ rule prepare_model:
         ENV
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: RESOURCES[wc.model].prepare.mem_mb * attempt,
-        runtime=lambda wc, attempt: RESOURCES[wc.model].prepare.runtime * attempt,
+        mem_mb=RESOURCES.mem_mb("prepare"),
+        runtime=RESOURCES.runtime("prepare"),
     script:
         "../workflow/scripts/prepare_model.py"

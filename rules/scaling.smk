@@ -12,7 +12,7 @@ rule train_scaling:
         log=f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/train_log.jsonl",
         run=f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/run.json",
     params:
-        cell=scaling_cell_config,
+        cell=cell_config,
         checkpoint_steps=lambda wc: list(SCALING_RUNS[(wc.model, wc.run)].steps),
         processes=train_processes,
     log:
@@ -23,8 +23,8 @@ rule train_scaling:
         train_env
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: RESOURCES[wc.model].train[wc.run].mem_mb * attempt,
-        runtime=lambda wc, attempt: RESOURCES[wc.model].train[wc.run].runtime * attempt,
+        mem_mb=RESOURCES.mem_mb("train"),
+        runtime=RESOURCES.runtime("train"),
         gpu=train_gpus,
         nodes=model_nodes,
     script:
@@ -38,13 +38,13 @@ rule evaluate_checkpoint:
         f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/step~{{step}}/metrics.json",
     params:
         identity=checkpoint_identity,
-        tasks=SCALING_TASKS,
+        tasks=EXPERIMENT.scaling_tasks,
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
         **DOMAIN_TURNS,
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
-        backend=lambda wc: EVAL_BACKEND[wc.model],
+        backend=eval_backend,
         gpus=eval_gpus,
     log:
         f"{RESULTS}/logs/evaluate_checkpoint/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/step~{{step}}.log",
@@ -54,8 +54,8 @@ rule evaluate_checkpoint:
         eval_env
     threads: config["resources"]["eval_threads"]
     resources:
-        mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
-        runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
+        mem_mb=RESOURCES.mem_mb("evaluate"),
+        runtime=RESOURCES.runtime("evaluate"),
         gpu=eval_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"
@@ -69,13 +69,13 @@ rule evaluate_base_checkpoint:
         f"{RESULTS}/{{model}}/base/step~0/metrics.json",
     params:
         identity=lambda wc: {"model": wc.model, "method": "base", "registry_name": "base", "lr": None, "seed": None, "step": 0},
-        tasks=SCALING_TASKS,
+        tasks=EXPERIMENT.scaling_tasks,
         evaluation=config["evaluation"],
         domain_format=config["domain"]["format"],
         **DOMAIN_TURNS,
         max_len=config["training"]["max_seq_len"],
         chat_template=lambda wc: config["models"][wc.model]["chat_template"],
-        backend=lambda wc: EVAL_BACKEND[wc.model],
+        backend=eval_backend,
         gpus=eval_gpus,
     log:
         f"{RESULTS}/logs/evaluate_checkpoint/{{model}}/base/step~0.log",
@@ -85,8 +85,8 @@ rule evaluate_base_checkpoint:
         eval_env
     threads: config["resources"]["eval_threads"]
     resources:
-        mem_mb=lambda wc, attempt: RESOURCES[wc.model].evaluate.mem_mb * attempt,
-        runtime=lambda wc, attempt: RESOURCES[wc.model].evaluate.runtime * attempt,
+        mem_mb=RESOURCES.mem_mb("evaluate"),
+        runtime=RESOURCES.runtime("evaluate"),
         gpu=eval_gpus,
     script:
         "../workflow/scripts/evaluate_checkpoint.py"
@@ -106,7 +106,7 @@ rule aggregate_scaling:
         code=code_stamp("forgetbench.scaling.table", "forgetbench.scaling.fits", "forgetbench.scaling.report",
                         "forgetbench.aggregation.table", "forgetbench.aggregation.html"),
         general=list(config.get("scaling", {}).get("general", {})),
-        domain=SCALING_DOMAIN,  # the tasks whose mean is the domain score; none: the domain test loss measures it
+        domain=EXPERIMENT.domain_score,  # the tasks whose mean is the domain score; none: the domain test loss measures it
         n_boot=config.get("scaling", {}).get("n_boot", 200),
     log:
         f"{RESULTS}/logs/aggregate_scaling.log",

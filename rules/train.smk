@@ -20,8 +20,8 @@ rule score_base:
         train_env
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: RESOURCES[wc.model].score.mem_mb * attempt,
-        runtime=lambda wc, attempt: RESOURCES[wc.model].score.runtime * attempt,
+        mem_mb=RESOURCES.mem_mb("score"),
+        runtime=RESOURCES.runtime("score"),
         gpu=model_gpus,
     script:
         "../workflow/scripts/score_base.py"
@@ -47,8 +47,8 @@ rule train:
         train_env
     threads: config["resources"]["train_threads"]
     resources:
-        mem_mb=lambda wc, attempt: RESOURCES[wc.model].train[wc.method].mem_mb * attempt,
-        runtime=lambda wc, attempt: RESOURCES[wc.model].train[wc.method].runtime * attempt,
+        mem_mb=RESOURCES.mem_mb("train"),
+        runtime=RESOURCES.runtime("train"),
         gpu=train_gpus,
         nodes=model_nodes,
     script:

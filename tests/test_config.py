@@ -9,7 +9,9 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from forgetbench.config import cells, check_config, find_unknown_keys, format_lr, load_schema
+from forgetbench.config.checks import check_values
+from forgetbench.config.schema import find_unknown_keys, load_schema
+from forgetbench.config.sweep import cells, format_lr
 from forgetbench.errors import ConfigError
 from forgetbench.methods import get_method, method_names, register
 from forgetbench.methods.base import Method
@@ -29,7 +31,7 @@ def full_check(config):
     schema = load_schema(SCHEMA_PATH)
     find_unknown_keys(config, schema, "config.yaml")
     validate(config, SCHEMA_PATH)
-    check_config(config, schema, "config.yaml")
+    check_values(config, "config.yaml")
     return config
 
 
@@ -140,7 +142,7 @@ def test_named_method_instances_become_cells_of_their_registered_method(config):
                                              "target_modules": "all-linear"}
     got = {(c.method, c.registry_name) for c in cells(config)}
     assert got == {("sft", "sft"), ("lora-r16", "lora"), ("lora-r64", "lora")}
-    from forgetbench.config import method_hparams, method_instance
+    from forgetbench.config.sweep import method_hparams, method_instance
 
     assert method_hparams(config, "lora-r64")["r"] == 64 and "method" not in method_hparams(config, "lora-r64")
     assert method_instance(config, "lora-r16").hparams["r"] == 16
@@ -232,7 +234,7 @@ def test_bad_evaluation_settings_fail_at_config_check(config, change, text):
 
 
 def test_evaluation_families_group_tasks_and_leave_the_rest_alone(config):
-    from forgetbench.evaluation.tasks import eval_families
+    from forgetbench.config.tasks import eval_families
 
     full_check(config)
     assert eval_families(config["evaluation"]) == {"all": ["domain", "domain_loss", "general_text", "arc_easy", "piqa"]}
@@ -283,7 +285,7 @@ def test_a_gguf_file_that_is_not_gguf_is_named(tmp_path, monkeypatch):
 
 
 def test_training_processes_follow_the_models_gpus(config):
-    from forgetbench.config import training_processes
+    from forgetbench.config.sweep import training_processes
 
     config["models"]["smollm2-135m"]["gpus"] = 4
     assert training_processes(config, "smollm2-135m") == 4

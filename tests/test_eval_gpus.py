@@ -1,5 +1,5 @@
 """Evaluation's GPUs apart from training's, and vLLM's tensor-parallel size checked against the model's heads,
-KV heads and vocabulary when the config is parsed (forgetbench.evaluation.parallel), on the fixture configs of
+KV heads and vocabulary when the config is parsed (forgetbench.config.parallel), on the fixture configs of
 real models: the one-line refusals, and the GPUs the dry run's evaluation jobs ask for."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from forgetbench.errors import ConfigError
-from forgetbench.evaluation.parallel import Widths, evaluation_plans, nearest_sizes, tp_problem, valid_sizes
+from forgetbench.config.parallel import Widths, evaluation_plans, nearest_sizes, tp_problem, valid_sizes
 
 from conftest import REPO
 from test_memory import job_resources
@@ -132,7 +132,7 @@ def test_a_gguf_models_heads_come_from_its_header():
 
 
 def test_the_default_experiment_evaluates_on_its_cpu_and_reads_no_shape(monkeypatch):
-    import forgetbench.evaluation.parallel as parallel
+    import forgetbench.config.parallel as parallel
 
     monkeypatch.setattr(parallel, "model_widths", lambda *a: pytest.fail("a CPU evaluation needs no shape"))
     assert {m: (p.backend, p.gpus) for m, p in plans(DEFAULT).items()} == {"smollm2-135m": ("hf", 0),

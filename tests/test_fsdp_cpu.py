@@ -151,7 +151,7 @@ def test_rank_zero_loading_holds_one_host_copy_of_the_model(tmp_path_factory, da
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from forgetbench.job_resources import host_load_bytes
+    from forgetbench.config.resources import host_load_bytes
     from forgetbench.models.tiny import build_tiny_llama
 
     wide = build_tiny_llama(tmp_path_factory.mktemp("wide") / "wide-llama", hidden_size=1024)

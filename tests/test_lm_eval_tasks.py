@@ -334,7 +334,8 @@ def test_the_domain_loss_of_a_trl_format_runs_in_its_own_call_without_the_chat_t
 
 
 def test_the_domain_score_tasks_follow_the_format_and_domain_eval():
-    from forgetbench.evaluation.tasks import config_tasks, eval_families
+    from forgetbench.config.tasks import eval_families
+    from forgetbench.evaluation.tasks import config_tasks
 
     evaluation = {"general": {"arc_easy": {}}, "domain": {"limit": 3}}
     assert list(config_tasks(evaluation, {"format": "label"})) == ["arc_easy", "domain", "domain_loss", "general_text"]
@@ -392,7 +393,7 @@ def test_domain_eval_tasks_are_checked_against_lm_evals_index(eval_settings, mes
     import huggingface_hub.constants
 
     from forgetbench.errors import ConfigError
-    from forgetbench.evaluation.tasks import check_lm_eval_tasks
+    from forgetbench.config.tasks import check_lm_eval_tasks
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
@@ -405,7 +406,7 @@ def test_domain_eval_tasks_are_checked_against_lm_evals_index(eval_settings, mes
 
 def test_a_general_task_keyed_like_the_domains_is_refused():
     from forgetbench.errors import ConfigError
-    from forgetbench.evaluation.tasks import check_evaluation
+    from forgetbench.config.tasks import check_evaluation
 
     with pytest.raises(ConfigError) as error:
         check_evaluation({"general": {"domain.gsm8k": {}}}, "x.yaml", {"format": "label"})
@@ -417,7 +418,7 @@ def test_a_scaling_task_the_domain_score_runs_too_is_refused():
     """Each checkpoint's tasks run in one simple_evaluate call: GSM8K as a scaling task and as the domain score
     would fail there, after the scaling runs trained."""
     from forgetbench.errors import ConfigError
-    from forgetbench.evaluation.tasks import check_scaling_tasks
+    from forgetbench.config.tasks import check_scaling_tasks
 
     check_scaling_tasks({"arc_easy": {}, "domain.gsm8k": {}, "general_text": {}}, [], "x.yaml")
     with pytest.raises(ConfigError) as error:

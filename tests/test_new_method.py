@@ -18,7 +18,7 @@ import torch
 import yaml
 
 import forgetbench.methods as methods
-from forgetbench.config import cells
+from forgetbench.config.sweep import cells
 from forgetbench.methods import discover, get_method, method_names, registry
 
 from conftest import REPO

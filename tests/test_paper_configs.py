@@ -115,10 +115,10 @@ def test_the_dft_config_dry_runs_with_its_math_tasks_as_the_domain_score(tmp_pat
     assert counts["paper_comparison"] == 1
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in (REPO / "configs").glob("*.yaml")
+                                         if not p.name.endswith(".published.yaml")),  # numbers, not configs
+                         ids=lambda p: p.name)
 def test_every_config_opens_with_its_paper_and_the_command(path):
-    if path.name.endswith(".published.yaml"):
-        pytest.skip("published numbers, not a config")
     text = path.read_text()
     head = text[:text.index("\nexperiment:")]
     assert re.search(r"arXiv \d{4}\.\d{5}", head), "the paper's arXiv id"

@@ -6,15 +6,15 @@
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     import time
 
     from forgetbench.aggregation.table import build_tables, paper_table, to_html, to_latex, to_markdown
     from forgetbench.atomic import atomic_path, write_text
 
-    general, settings = snakemake.params.general, snakemake.params.aggregation  # noqa: F821
-    domain = snakemake.params.domain  # noqa: F821  (the tasks whose mean is the domain score; may be none)
-    out, inputs = snakemake.output, snakemake.input  # noqa: F821
+    general, settings = snakemake.params.general, snakemake.params.aggregation
+    domain = snakemake.params.domain  # the tasks whose mean is the domain score; may be none
+    out, inputs = snakemake.output, snakemake.input
     start = time.time()
     tidy, grouped = build_tables(inputs.metrics, inputs.per_item, general, n_resamples=settings["n_resamples"],
                                  seed=settings["seed"], domain_tasks=domain)
@@ -25,7 +25,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     with atomic_path(out.parquet) as tmp:
         tidy.to_parquet(tmp, index=False)
     correction = None if settings["correction"] == "none" else settings["correction"]
-    experiment = snakemake.config["experiment"]  # noqa: F821
+    experiment = snakemake.config["experiment"]
     paper = paper_table(grouped, general, correction, domain_tasks=domain)
     write_text(out.md, to_markdown(paper, f"Domain vs general trade-off ({experiment})"))
     write_text(out.html, to_html(paper, f"Domain vs general trade-off ({experiment})"))

@@ -7,14 +7,14 @@ report's view).
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     from forgetbench.atomic import atomic_path
     from forgetbench.scaling.report import fit_table, write_fit_table
     from forgetbench.scaling.table import build_scaling_table
 
-    out, params = snakemake.output, snakemake.params  # noqa: F821
+    out, params = snakemake.output, snakemake.params
     # params.domain: the tasks whose mean is the domain score (none: the domain test loss is then its measure)
-    table = build_scaling_table(snakemake.input.metrics, params.general, params.domain)  # noqa: F821
+    table = build_scaling_table(snakemake.input.metrics, params.general, params.domain)
     with atomic_path(out.table) as tmp:
         table.to_csv(tmp, index=False)
     fits = fit_table(table, by=("model",), n_boot=params.n_boot, seed=0)

@@ -5,12 +5,12 @@
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     from forgetbench.aggregation.token_stats import to_html, to_markdown, token_stats_table
     from forgetbench.atomic import atomic_path, write_text
 
-    table = token_stats_table(snakemake.input, snakemake.params.models)  # noqa: F821
-    with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
+    table = token_stats_table(snakemake.input, snakemake.params.models)
+    with atomic_path(snakemake.output.csv) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(snakemake.output.md, to_markdown(table))  # noqa: F821
-    write_text(snakemake.output.html, to_html(table))  # noqa: F821
+    write_text(snakemake.output.md, to_markdown(table))
+    write_text(snakemake.output.html, to_html(table))

@@ -5,8 +5,8 @@
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     from forgetbench.training.posthoc import combine_checkpoints
 
-    combine_checkpoints(snakemake.input.base, snakemake.input.tuned, snakemake.output.model,  # noqa: F821
-                        snakemake.output.run, snakemake.params.cell, tuned_run=snakemake.input.tuned_run)  # noqa: F821
+    combine_checkpoints(snakemake.input.base, snakemake.input.tuned, snakemake.output.model,
+                        snakemake.output.run, snakemake.params.cell, tuned_run=snakemake.input.tuned_run)

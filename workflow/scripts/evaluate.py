@@ -7,7 +7,7 @@ the vLLM backend the evaluation runs in the vLLM environment's interpreter (forg
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     import json
     from pathlib import Path
 
@@ -17,7 +17,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     from forgetbench.evaluation.tasks import config_tasks
     from forgetbench.evaluation.vllm_env import vllm_settings
 
-    inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
+    inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards
     settings, job = params.evaluation, params.job
     every_task = config_tasks(settings, {"format": params.domain_format, "eval": job.get("domain_eval")})
     vllm = vllm_settings(settings["vllm"], job["gpus"])
@@ -40,9 +40,9 @@ with log_to(snakemake.log[0]):  # noqa: F821
         from forgetbench.provenance import provenance
 
         # Nothing to measure on NaN weights; the tables show the cell as diverged and the sweep goes on.
-        write_json(snakemake.output[0], {"status": "diverged", "metrics": {t: {"score": None} for t in tasks},  # noqa: F821
+        write_json(snakemake.output[0], {"status": "diverged", "metrics": {t: {"score": None} for t in tasks},
                                          **extra, **provenance(cell)})
-        write_text(snakemake.output.per_item, "")  # noqa: F821
+        write_text(snakemake.output.per_item, "")
         print("the cell diverged in training: not evaluated", flush=True)
     else:
         options = dict(backend=job["backend"], batch_size=settings["batch_size"], seed=settings["seed"],
@@ -52,10 +52,10 @@ with log_to(snakemake.log[0]):  # noqa: F821
             options["include_path"] = settings["include_path"]
         if job.get("domain_max_seq_len"):  # a text domain's loss scores each document's first training window
             options["domain_max_seq_len"] = job["domain_max_seq_len"]
-        cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,  # noqa: F821
+        cache = response_cache(Path(snakemake.output[0]).parent / "cache", wildcards.family, model_dir, adapter_dir,
                                data_files=[domain_test], tasks=tasks, **options)
-        kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=tasks, adapter_dir=adapter_dir,  # noqa: F821
-                      domain_test_path=domain_test, cache=str(cache), items_out=str(snakemake.output.per_item),  # noqa: F821
+        kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=tasks, adapter_dir=adapter_dir,
+                      domain_test_path=domain_test, cache=str(cache), items_out=str(snakemake.output.per_item),
                       **options)
-        run({"kwargs": kwargs, "extra": extra, "provenance": cell}, job["backend"], snakemake.threads, job["gpus"],  # noqa: F821
-            job=f"rule evaluate ({snakemake.output[0]})")  # noqa: F821
+        run({"kwargs": kwargs, "extra": extra, "provenance": cell}, job["backend"], snakemake.threads, job["gpus"],
+            job=f"rule evaluate ({snakemake.output[0]})")

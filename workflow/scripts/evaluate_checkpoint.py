@@ -8,7 +8,7 @@ them), then the domain score, the general text (forgetting) and the configured g
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     import json
     from pathlib import Path
 
@@ -19,9 +19,9 @@ with log_to(snakemake.log[0]):  # noqa: F821
     from forgetbench.evaluation.job import run
     from forgetbench.evaluation.vllm_env import vllm_settings
 
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
-    inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
-    job = f"rule {snakemake.rule} ({snakemake.output[0]})"  # noqa: F821
+    torch.set_num_threads(snakemake.threads)
+    inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards
+    job = f"rule {snakemake.rule} ({snakemake.output[0]})"
     check_visible_gpus(params.gpus, job)  # before the loss: a GPU job that sees none fails, not scores on the CPU
     settings = params.evaluation
     model_dir, adapter_dir, n_params = inputs.base, None, 0
@@ -39,7 +39,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     print(f"domain test loss {ft_loss:.4f}", flush=True)
     identity = {**params.identity, "n_params": n_params}
     vllm = vllm_settings(settings["vllm"], params.gpus)
-    kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=params.tasks,  # noqa: F821
+    kwargs = dict(model_dir=str(model_dir), out_json=str(snakemake.output[0]), tasks=params.tasks,
                   adapter_dir=adapter_dir, backend=params.backend, batch_size=settings["batch_size"],
                   seed=settings["seed"], dtype=settings["dtype"], max_length=settings["max_length"], vllm=vllm,
                   domain_test_path=inputs.domain_test, domain_format=params.domain_format,
@@ -47,4 +47,4 @@ with log_to(snakemake.log[0]):  # noqa: F821
     if settings.get("include_path"):  # the folders of lm-eval tasks named by their lm-eval name (domain.eval, general)
         kwargs["include_path"] = settings["include_path"]
     run({"kwargs": kwargs, "extra": {"cell": identity, "ft_loss": ft_loss}, "provenance": {**identity, "evaluation": settings}},
-        params.backend, snakemake.threads, params.gpus, job=job)  # noqa: F821
+        params.backend, snakemake.threads, params.gpus, job=job)

@@ -5,12 +5,12 @@
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     from pathlib import Path
 
     from forgetbench.evaluation.merge import merge_families, merge_items
 
-    paths = {Path(p).stem: p for p in snakemake.input.json}  # noqa: F821
-    merged = merge_families(paths, snakemake.output.json)  # noqa: F821
-    merge_items(snakemake.input.per_item, snakemake.output.per_item)  # noqa: F821
+    paths = {Path(p).stem: p for p in snakemake.input.json}
+    merged = merge_families(paths, snakemake.output.json)
+    merge_items(snakemake.input.per_item, snakemake.output.per_item)
     print(f"merged {', '.join(paths)}: {', '.join(merged['metrics'])}", flush=True)

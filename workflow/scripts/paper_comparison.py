@@ -6,13 +6,13 @@ grouped trade-off table, with our intervals, item counts and whether each publis
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     from forgetbench.aggregation.paper_comparison import build
     from forgetbench.atomic import atomic_path, write_text
 
-    params, out = snakemake.params, snakemake.output  # noqa: F821
-    table, markdown = build(snakemake.input.grouped, snakemake.input.published, params.domain,  # noqa: F821
-                            params.general, snakemake.config["experiment"])  # noqa: F821
+    params, out = snakemake.params, snakemake.output
+    table, markdown = build(snakemake.input.grouped, snakemake.input.published, params.domain,
+                            params.general, snakemake.config["experiment"])
     with atomic_path(out.csv) as tmp:
         table.to_csv(tmp, index=False)
     write_text(out.md, markdown)

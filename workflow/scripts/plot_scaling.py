@@ -7,7 +7,7 @@ Pareto front — from the scaling and fit tables alone.
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     import pandas as pd
 
     from forgetbench.scaling.report import (
@@ -17,9 +17,9 @@ with log_to(snakemake.log[0]):  # noqa: F821
         plot_observed_vs_predicted,
     )
 
-    table = pd.read_csv(snakemake.input.table)  # noqa: F821
-    fits = pd.read_csv(snakemake.input.fits)  # noqa: F821
-    out = snakemake.output  # noqa: F821
+    table = pd.read_csv(snakemake.input.table)
+    fits = pd.read_csv(snakemake.input.fits)
+    out = snakemake.output
     plot_forgetting_vs_steps(table, fits, out.steps)
     plot_forgetting_vs_ft_loss(table, fits, out.ft_loss)
     plot_observed_vs_predicted(table, fits, out.predicted)

@@ -6,11 +6,11 @@ table only.
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     import pandas as pd
 
     from forgetbench.aggregation.plots import loss_forgetting_plot, tradeoff_plot
 
-    table = pd.read_csv(snakemake.input[0])  # noqa: F821
-    tradeoff_plot(table, snakemake.output.tradeoff)  # noqa: F821
-    loss_forgetting_plot(table, snakemake.output.loss)  # noqa: F821
+    table = pd.read_csv(snakemake.input[0])
+    tradeoff_plot(table, snakemake.output.tradeoff)
+    loss_forgetting_plot(table, snakemake.output.loss)

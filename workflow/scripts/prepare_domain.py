@@ -5,7 +5,7 @@
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     from forgetbench.data.sources import write_domain
 
-    write_domain(snakemake.config["domain"], snakemake.output.train, snakemake.output.test)  # noqa: F821
+    write_domain(snakemake.config["domain"], snakemake.output.train, snakemake.output.test)

@@ -5,11 +5,11 @@
 
 from forgetbench.rule_log import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821  (injected by Snakemake)
+with log_to(snakemake.log[0]):
     import torch
 
     from forgetbench.models.prepare import prepare_model
 
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
-    name = snakemake.wildcards.model  # noqa: F821
-    prepare_model(name, snakemake.config["models"][name], snakemake.output[0])  # noqa: F821
+    torch.set_num_threads(snakemake.threads)
+    name = snakemake.wildcards.model
+    prepare_model(name, snakemake.config["models"][name], snakemake.output[0])

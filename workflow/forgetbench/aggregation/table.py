@@ -216,7 +216,7 @@ def build_tables(metric_paths, item_paths, general: list[str], n_resamples: int 
 
 def display_lr(lr) -> str:
     """A learning rate as the tables and plots show it: 2e-05 and 0.0002 read as 2e-5 and 2e-4 (the results
-    folders name it with forgetbench.config.format_lr)."""
+    folders name it with forgetbench.config.sweep.format_lr)."""
     if lr is None or pd.isna(lr):
         return "—"
     mantissa, exponent = f"{lr:.2e}".split("e")

@@ -5,8 +5,8 @@
 
 Modules: general_data (offline benchmark data from installed wheels), humaneval_exec (HumanEval tests in a
 subprocess), punkt_data (NLTK's punkt_tab model from a wheel, for IFEval's checkers), backend (hf or vLLM),
-parallel (evaluation's GPUs and vLLM's tensor-parallel size, checked against the model's heads at parse time),
-runner (one simple_evaluate call, results JSON).
+runner (one simple_evaluate call, results JSON). Evaluation's GPUs and vLLM's tensor-parallel size are decided at
+parse time (forgetbench.config.parallel).
 """
 
 from forgetbench.evaluation.backend import choose_backend

@@ -67,7 +67,7 @@ def references_beyond_max_gen_toks(tokenizer, test_records: list[dict], domain_f
                                    max_toks: int) -> dict:
     """How many evaluated domain items (the loader's seeded subset of `test_records`) have a reference response
     longer than max_gen_toks: a model that answers like its training targets is cut off before its answer line
-    on those, and scores 0 there whatever it knows. The dry run counts the same (forgetbench.config_lengths)."""
+    on those, and scores 0 there whatever it knows. The dry run counts the same (forgetbench.config.lengths)."""
     from forgetbench.data.prompts import build_response
     from forgetbench.evaluation.general_data import seeded_subset
 

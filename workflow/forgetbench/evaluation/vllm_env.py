@@ -1,5 +1,5 @@
-"""Where the vLLM evaluation environment is, the parse-time check that it exists, and the process settings of
-an evaluation that runs in it.
+"""Where the vLLM evaluation environment is, which vllm it holds, and the process settings of an evaluation
+that runs in it (forgetbench.config.vllm checks at parse time that it exists).
 
 vLLM cannot share the main environment (it pins its own torch and transformers; see envs/install_vllm.sh), so
 an evaluation with `backend: vllm` runs in the interpreter of that environment: `.venv-vllm/bin/python` in the
@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from forgetbench.child_process import checkout_pythonpath
-from forgetbench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 PYTHON_VARIABLE = "FORGETBENCH_VLLM_PYTHON"
@@ -29,7 +28,7 @@ def vllm_python() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def _probe(python: str) -> str | None:
+def installed_vllm_version(python: str) -> str | None:
     """The vllm version installed for `python`, or None; reads package metadata only (no `import vllm`: that
     takes 10-15 s and sets process-wide variables)."""
     code = "import importlib.metadata as m, importlib.util as u; print(m.version('vllm') if u.find_spec('vllm') else '')"
@@ -38,25 +37,6 @@ def _probe(python: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
-def check_vllm_environment(where: str, models: list[str]) -> str:
-    """The vLLM environment's version; ConfigError in one line naming the install command where there is none."""
-    python = vllm_python()
-    who = f"models {', '.join(models)}" if len(models) > 1 else f"model {models[0]}"
-    if not python.exists():
-        raise ConfigError(
-            f"{where}: evaluation.backend: vLLM evaluates {who}, but there is no vLLM environment ({python} not "
-            f"found): run `{INSTALL_COMMAND}`, set ${PYTHON_VARIABLE} to its python, use --use-conda, or set "
-            f"backend: hf"
-        )
-    version = _probe(str(python))
-    if version is None:
-        raise ConfigError(
-            f"{where}: evaluation.backend: vLLM evaluates {who}, but {python} has no vllm package: run "
-            f"`{INSTALL_COMMAND}` (or set backend: hf)"
-        )
-    return version
 
 
 def process_env(threads: int, cpu: bool) -> dict[str, str]:

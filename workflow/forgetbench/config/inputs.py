@@ -14,10 +14,16 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from forgetbench.config_hub import check_hub_datasets
+from forgetbench.config.data import check_domain_data
+from forgetbench.config.gguf import gguf_model_config
+from forgetbench.config.hub import check_hub_datasets
+from forgetbench.config.sweep import registry_name
+from forgetbench.data.sources import check_domain_keys, hub_dataset_ids, missing_file
 from forgetbench.errors import ConfigError
-from forgetbench.evaluation.tasks import OFFLINE, SPECS, TASKS_DIR, base_name, check_lm_eval_tasks, config_key, config_tasks
+from forgetbench.evaluation.general_data import COUNTS, load
+from forgetbench.evaluation.tasks import OFFLINE, SPECS, TASKS_DIR, base_name, config_key, config_tasks
 from forgetbench.hub_cache import dataset_cached, offline_env
+from forgetbench.training.memory import read_model_config
 
 # The linear layers of common decoder architectures by config.json `model_type`: what LoRA's target_modules can
 # name (peft matches a listed name against the last part of each module's name).
@@ -41,7 +47,6 @@ def check_inputs(config: dict, where: str, results_dir: str | Path) -> None:
     check_domain_inputs(config, where)
     check_hub_datasets(config, where)
     check_task_data(config, where)
-    check_lm_eval_tasks(config["evaluation"], config["domain"], where)
 
 
 def _model_identity(cfg: dict):
@@ -93,9 +98,6 @@ def check_model_inputs(config: dict, where: str) -> None:
 def model_config(name: str, cfg: dict, results_dir: str | Path) -> tuple[dict | None, str]:
     """A model's config.json (prepared, local, cached or fetched hub), else for a GGUF package not yet prepared
     the same fields from its file's header; and where they came from."""
-    from forgetbench.config_gguf import gguf_model_config
-    from forgetbench.training.memory import read_model_config
-
     found, source = read_model_config(name, cfg, Path(results_dir) / name / "base" / "model")
     if found is None and cfg["source"] == "gguf_package":
         return gguf_model_config(cfg)
@@ -106,8 +108,6 @@ def _lora_runs(config: dict) -> list[tuple[str, str, dict, str]]:
     """(model, methods key, hyperparameters, the key that sets the rank) of every LoRA the sweep trains: each
     methods entry whose registered method is lora (named instances too) on the models that run it, and the
     scaling study's ranks (with methods.lora's other settings)."""
-    from forgetbench.config import registry_name
-
     runs = [(model, key, hparams, f"methods.{key}.r") for key, hparams in config["methods"].items()
             if registry_name(config, key) == "lora"
             for model, cfg in config["models"].items() if key in cfg.get("methods", config["methods"])]
@@ -158,9 +158,6 @@ def _check_targets(targets, shape: dict, key: str, model: str) -> None:
 
 
 def check_domain_inputs(config: dict, where: str) -> None:
-    from forgetbench.config_data import check_domain_data
-    from forgetbench.data.sources import check_domain_keys, hub_dataset_ids, missing_file
-
     domain = config["domain"]
     try:
         check_domain_keys(domain)
@@ -189,8 +186,6 @@ def offline_version(task: str) -> str | None:
 def check_task_data(config: dict, where: str) -> None:
     """Offline tasks: the limit within the data, the few-shot count within its pool, a version pin equal to the
     task's version."""
-    from forgetbench.evaluation.general_data import COUNTS
-
     for key_name, settings in config_tasks(config["evaluation"], config["domain"]).items():
         settings, name = settings or {}, base_name(key_name)
         if (settings.get("source") or "offline") != "offline" or name not in COUNTS:
@@ -222,7 +217,5 @@ def _same_version(a, b) -> bool:
 
 @lru_cache(maxsize=None)
 def _pool_size(pool: str) -> int:
-    from forgetbench.evaluation.general_data import load
-
     return len(load(pool))
 

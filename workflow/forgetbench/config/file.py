@@ -1,23 +1,23 @@
-"""The config file itself, before its values are checked: duplicate YAML keys, schema errors as one line that
-names the file and the key, and relative paths resolved from the file's folder.
+"""The config as written, before the schema's defaults fill it in: duplicate YAML keys, a tab, NaN or infinity,
+two settings that contradict each other, whether a key came from the file or the command line (--config), and
+relative paths resolved from the file's folder.
 
-Snakemake reads a config file with PyYAML, where a repeated key silently replaces the first, and reports a
-schema error as a multi-line jsonschema dump; these run first, in the Snakefile.
+Snakemake reads a config file with PyYAML, where a repeated key silently replaces the first; these run first.
 """
 
 from __future__ import annotations
 
 import math
-import re
+import unicodedata
 from pathlib import Path
+
+import yaml
 
 from forgetbench.errors import ConfigError
 
 
 def check_duplicate_keys(path: str | Path) -> None:
     """Refuse a mapping that repeats a key, naming both lines."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         return
@@ -74,64 +74,13 @@ def origin(where: str, key: str, overrides: dict | None) -> str:
     return "command line (--config)" if given_on_command_line(key, overrides) else where
 
 
-def _key_path(error) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
-
-
-def _hint(error) -> str:
-    """The fix where it is known: YAML reads 1e-5 (no decimal point) as a string."""
-    value = error.instance
-    if isinstance(value, str) and "number" in str(error.validator_value):
-        try:
-            number = float(value)
-        except ValueError:
-            return ""
-        mantissa, _, exponent = value.lower().partition("e")
-        fixed = f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else repr(number)
-        return f" (YAML reads {value} as a string: write {fixed})"
-    return ""
-
-
-# The schema's name pattern in words: a regular expression tells a new user little.
-PATTERN_WORDS = {"^[A-Za-z0-9][A-Za-z0-9._-]*$": (
-    "a name may hold letters, digits, '.', '_' and '-' only, and starts with a letter or digit", r"[A-Za-z0-9._-]")}
-
-
-def _pattern_message(error) -> str | None:
-    """A name that does not match the schema's pattern, said in words with the characters at fault."""
-    words = PATTERN_WORDS.get(error.validator_value) if error.validator == "pattern" else None
-    if words is None or not isinstance(error.instance, str):
-        return None
-    rule, allowed = words
-    bad = sorted({ch for ch in error.instance if not re.fullmatch(allowed, ch)})
-    shown = ", ".join(visible_character(ch) for ch in bad) if bad else f"its first character {error.instance[:1]!r}"
-    return f"{error.instance!r} is not a valid name: {rule} (it holds {shown})"
-
-
 def visible_character(ch: str) -> str:
     """A character as a reader can see it: 'a space', a visible one quoted, else its code point and name."""
-    import unicodedata
-
     if ch == " ":
         return "a space"
     if ch.isprintable() and not ch.isspace():
         return repr(ch)
     return f"U+{ord(ch):04X} {unicodedata.name(ch, 'an unnamed character')}"
-
-
-def check_schema(config: dict, schema: dict, where: str, overrides: dict | None = None) -> None:
-    """The first schema error, as one line: file (or command line), key, what is wrong and the fix where it is
-    known."""
-    import jsonschema
-
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is None:
-        return
-    message = _pattern_message(error) or error.message
-    message = message if len(message) <= 200 else message[:200] + "…"
-    key = _key_path(error)
-    raise ConfigError(f"{origin(where, key, overrides)}: {key}: {message}{_hint(error)}")
 
 
 def check_finite_numbers(config: dict, where: str, overrides: dict | None = None) -> None:
@@ -145,6 +94,17 @@ def check_finite_numbers(config: dict, where: str, overrides: dict | None = None
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{origin(where, name, overrides)}: {name}: {value} is not a finite number")
             pending.append((value, name))
+
+
+def check_raw_config(config: dict, where: str, overrides: dict | None = None) -> None:
+    """Checks on the config as written, before the schema's defaults fill it in and hide what was given."""
+    check_finite_numbers(config, where, overrides)
+    training = config.get("training") or {}
+    if isinstance(training, dict) and training.get("max_steps") is not None and "epochs" in training:
+        given = [origin(where, f"training.{k}", overrides) for k in ("max_steps", "epochs")]
+        raise ConfigError(f"{' and '.join(dict.fromkeys(given))}: training.epochs and training.max_steps are both "
+                          f"set, and max_steps would silently override epochs: keep one")
+
 
 
 RELATIVE_PATHS = (("domain", "path"), ("domain", "test_path"))

@@ -20,7 +20,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetbench.config import evaluation_gpus
+from forgetbench.config.gguf import header_file, read_metadata
+from forgetbench.config.inputs import model_config
+from forgetbench.config.sweep import evaluation_gpus
 from forgetbench.errors import ConfigError
 from forgetbench.evaluation.backend import resolve_backend
 
@@ -87,8 +89,6 @@ def nearest_sizes(size: int, widths: Widths) -> str:
 
 def model_widths(name: str, cfg: dict, results_dir: str | Path) -> tuple[Widths | None, str]:
     """The model's widths and where they came from; a GGUF header gives its KV heads under its own key."""
-    from forgetbench.config_inputs import model_config
-
     found, source = model_config(name, cfg, results_dir)
     if found is not None and cfg["source"] == "gguf_package" and "num_key_value_heads" not in found:
         found = {**found, **_gguf_kv_heads(cfg)}
@@ -96,8 +96,6 @@ def model_widths(name: str, cfg: dict, results_dir: str | Path) -> tuple[Widths 
 
 
 def _gguf_kv_heads(cfg: dict) -> dict:
-    from forgetbench.config_gguf import header_file, read_metadata
-
     path = header_file(cfg)
     meta = read_metadata(path) if path else {}
     kv = meta.get(f"{meta.get('general.architecture')}.attention.head_count_kv")

@@ -2,10 +2,11 @@
 check (a config that cannot fit is refused before any job) and the `mem_mb` / `runtime` requests that grow
 with the model's parameter count and, for training, with its examples × epochs.
 
-    plans = plan_resources(config, "config.yaml", "results/default")  # ConfigError if a train job cannot fit
-    plans["qwen2.5-7b"].train["sft"]                                  # JobRequest(mem_mb=..., runtime=...)
+    plan = plan_resources(config, "config.yaml", "results/default")  # ConfigError if a train job cannot fit
+    plan.models["qwen2.5-7b"].train["sft"]                           # JobRequest(mem_mb=..., runtime=...)
+    rule train: resources: mem_mb=plan.mem_mb("train")                # (wildcards, attempt) -> MB
 
-Requests are the first attempt's; the rules multiply them by the attempt number. A site overrides them per
+Requests are the first attempt's; the rules' functions multiply them by the attempt number. A site overrides them per
 rule with `--set-resources train:mem_mb=... train:runtime=...` (README, "Resources").
 """
 
@@ -16,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forgetbench.config import job_gpus, job_nodes, method_hparams, method_instance, training_processes
+from forgetbench.config.sweep import job_gpus, job_nodes, method_hparams, method_instance, training_processes
 from forgetbench.errors import ConfigError
 from forgetbench.methods import get_method
 from forgetbench.training.memory import (GIB, ModelShape, TrainingSetup, estimate_training_memory, read_model_config,
@@ -45,6 +46,27 @@ class ModelPlan:
     score: JobRequest
     evaluate: JobRequest
     train: dict[str, JobRequest] = field(default_factory=dict)  # method folder (scaling runs included) -> request
+
+
+@dataclass
+class ResourcePlan:
+    """Model -> ModelPlan, and the `resources:` functions of the rules that read it."""
+
+    models: dict[str, ModelPlan]
+
+    def request(self, kind: str, wildcards) -> JobRequest:
+        """The request of a job: `kind` prepare, score, evaluate, or train (keyed by the {method} or, for the scaling
+        study, the {run} wildcard)."""
+        plan = self.models[wildcards.model]
+        if kind != "train":
+            return getattr(plan, kind)
+        return plan.train[wildcards.method if "method" in wildcards.keys() else wildcards.run]
+
+    def mem_mb(self, kind: str):
+        return lambda wildcards, attempt: self.request(kind, wildcards).mem_mb * attempt
+
+    def runtime(self, kind: str):
+        return lambda wildcards, attempt: self.request(kind, wildcards).runtime * attempt
 
 
 def _request(kind: str, mem_bytes: float, minutes: float) -> JobRequest:
@@ -102,7 +124,7 @@ def trained_methods(config: dict, model: str, scaling_runs) -> dict[str, object]
     return out
 
 
-def plan_resources(config: dict, where: str, results_dir: str | Path, scaling_runs=()) -> dict[str, ModelPlan]:
+def plan_resources(config: dict, where: str, results_dir: str | Path, scaling_runs=()) -> ResourcePlan:
     """Model -> what its jobs ask for. A model's training runs on job_nodes nodes of job_gpus GPUs each, FSDP
     sharding over every process of every node."""
     examples = training_examples(config, results_dir)
@@ -129,7 +151,7 @@ def plan_resources(config: dict, where: str, results_dir: str | Path, scaling_ru
             plan.train[folder] = _train_request(config, where, model, folder, method, shape, gpus, processes, nodes,
                                                 examples)
         plans[model] = plan
-    return plans
+    return ResourcePlan(plans)
 
 
 def _train_request(config, where, model, folder, method, shape, gpus, processes, nodes, examples) -> JobRequest:

@@ -15,13 +15,19 @@ per model and imports neither transformers nor the data's libraries.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import sys
 from pathlib import Path
 
 from forgetbench.atomic import write_json
+from forgetbench.data.formats import has_answers
+from forgetbench.data.sources import hub_dataset_ids, load_domain
 from forgetbench.errors import ConfigError
-from forgetbench.training.tokenize import DEFAULT_MAX_TRUNCATED_SHARE, truncation_refusal
+from forgetbench.evaluation.tasks import DOMAIN_MAX_GEN_TOKS, config_tasks
+from forgetbench.hub_cache import dataset_cached
+from forgetbench.training.tokenize import (DEFAULT_MAX_TRUNCATED_SHARE, encode_records, truncation_refusal,
+                                           uses_chat_template)
 
 CACHE_DIR = Path(".snakemake") / "forgetbench" / "lengths"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -64,13 +70,8 @@ def _data_fingerprint(domain: dict) -> list | None:
     if source == "local":
         return [file_stamp(Path(domain[k])) for k in ("path", "test_path") if domain.get(k)]
     if source == "medcalc_synth":
-        import importlib.metadata
-
         return ["medcalc-bench", importlib.metadata.version("medcalc-bench")]
     if source == "hub":
-        from forgetbench.data.sources import hub_dataset_ids
-        from forgetbench.hub_cache import dataset_cached
-
         ids = hub_dataset_ids(domain)
         return ids if ids and all(dataset_cached(i) for i in ids) else None
     return None
@@ -80,12 +81,11 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
                   eval_limit, eval_seed: int) -> dict | None:
     """Tokenize the domain's records as training and evaluation do: the cut training responses and the
     evaluated test references longer than max_gen_toks; None where the records themselves are bad."""
+    # Job-time modules, imported only where no stored count exists: transformers, and the evaluation runner
+    # (lm-eval); a warm dry run imports neither.
     from transformers import AutoTokenizer
 
-    from forgetbench.data.formats import has_answers
-    from forgetbench.data.sources import load_domain
     from forgetbench.evaluation.runner import references_beyond_max_gen_toks
-    from forgetbench.training.tokenize import encode_records, uses_chat_template
 
     try:
         train, test = load_domain(domain)
@@ -103,8 +103,6 @@ def count_lengths(tok_dir: Path, domain: dict, max_len: int, chat_template: str,
 
 
 def _domain_max_gen_toks(config: dict) -> int | None:
-    from forgetbench.evaluation.tasks import DOMAIN_MAX_GEN_TOKS, config_tasks
-
     tasks = config_tasks(config["evaluation"], config["domain"])
     if "domain" not in tasks:
         return None

@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 from forgetbench.atomic import write_json
-from forgetbench.config_lengths import file_stamp
+from forgetbench.config.lengths import file_stamp
+from forgetbench.config.sweep import training_processes
+from forgetbench.data.sources import load_domain
 from forgetbench.errors import ConfigError
 
 CACHE_DIR = Path(".snakemake") / "forgetbench" / "domain"
@@ -31,8 +33,6 @@ def _cache_key(domain: dict) -> str:
 
 
 def _read_local(domain: dict, where: str) -> dict:
-    from forgetbench.data.sources import load_domain
-
     try:
         train, test = load_domain(domain)
     except ConfigError as exc:
@@ -58,8 +58,6 @@ def domain_sizes(domain: dict, where: str, cache_dir: Path = CACHE_DIR) -> dict 
 def batch_warnings(config: dict, train_size: int) -> list[str]:
     """One line per distinct step size larger than the training set: each such step sees the whole set, not
     batch_size x grad_accum x processes rows (the training log and run.json say so too)."""
-    from forgetbench.config import training_processes
-
     training = config["training"]
     per, accum = training["batch_size"], training["grad_accum"]
     lines = []
