@@ -102,11 +102,20 @@ def lengths_checked(wildcards):
     return ancient(f"{RESULTS}/{wildcards.model}/base/train_scores/token_stats.json")
 
 
+def base_evaluated(wildcards):
+    """The base model's merged evaluation, as an input of every training job of the model: each task runs once on
+    the base model before any of its training starts, so a task that cannot run (data out of reach, a broken task
+    YAML) stops that model's sweep before its training, not after. ancient(): only the order matters, so a
+    re-evaluated base model (a task added) retrains nothing."""
+    return ancient(f"{RESULTS}/{wildcards.model}/base/eval/metrics.json")
+
+
 def get_train_inputs(wildcards):
     inputs = {
         "model": f"{RESULTS}/{wildcards.model}/base/model",
         "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
         "lengths_checked": lengths_checked(wildcards),
+        "base_evaluated": base_evaluated(wildcards),
     }
     if EXPERIMENT.method_class(wildcards.method).needs_base_scores:
         inputs["base_losses"] = f"{RESULTS}/{wildcards.model}/base/train_scores/sample_losses.jsonl"
