@@ -1,10 +1,14 @@
-"""What every result file carries so it can be traced: package versions and the git commit of the code."""
+"""What every result file carries so it can be traced: package versions, the git commit of the code, and the
+machine (its CPU, and its GPU where the job used one): the same default gives other figures on another CPU, whose
+bf16 kernels round differently (README, "What the default shows"), so a figure is compared within one machine."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,8 +43,37 @@ def git_commit() -> str:
         return "unknown"
 
 
+# The CPU features that decide how bf16 and float32 matrix products are computed (and so rounded) on a CPU.
+MATMUL_FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+@lru_cache(maxsize=1)
+def cpu_facts(cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """The CPU's model name, family/model/stepping and its matmul features, from /proc/cpuinfo (Linux; elsewhere
+    platform's processor string)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    first = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
+    first = {k.strip(): v.strip() for k, v in first.items()}
+    flags = set(first.get("flags", "").split())
+    return {"cpu": first.get("model name", platform.machine()),
+            "cpu_id": "/".join(first.get(k, "?") for k in ("cpu family", "model", "stepping")),
+            "cpu_features": [f for f in MATMUL_FEATURES if f in flags], "cores": os.cpu_count()}
+
+
+def machine() -> dict:
+    """Where the job ran: the CPU, and the GPU where torch is loaded and sees one."""
+    facts = dict(cpu_facts())
+    torch = sys.modules.get("torch")  # only a job that has loaded torch asks: this module never imports it
+    if torch is not None and torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name(0)
+    return facts
+
+
 def provenance(cell_config: dict) -> dict:
-    return {"config": cell_config, "packages": package_versions(), "git_commit": git_commit()}
+    return {"config": cell_config, "packages": package_versions(), "git_commit": git_commit(), "machine": machine()}
 
 
 def method_version(method_class) -> str:
