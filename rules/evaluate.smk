@@ -1,5 +1,8 @@
 # Evaluation: one job per model × cell × task family, so a failed or preempted family reruns alone; lm-eval's
 # response cache (under eval/cache/) lets a killed job resume without recomputing the answered requests.
+# Under `--profile slurm` the families of a cell run in one submission (the profile's `groups`): a failed family
+# fails its submission, Snakemake removes the outputs of the cell's families that had finished in it, and the
+# rerun redoes them with their answers read back from that cache (slurm/config.yaml, `group-components`).
 localrules:
     merge_evaluations,
 
@@ -25,6 +28,11 @@ rule evaluate:
         mem_mb=RESOURCES.mem_mb("evaluate"),
         runtime=RESOURCES.runtime("evaluate"),
         gpu=eval_gpus,
+        # The one evaluation slot of a SLURM submission (the profile sets its limit, 1, and its scope, local):
+        # a submission holding several families of a cell (the profile's `groups`) then asks one family's GPUs,
+        # memory and threads and the sum of their runtimes, which is how the job step runs them: one after
+        # another. Without that limit (local runs) the resource limits nothing.
+        eval_slot=1,
     script:
         "../workflow/scripts/evaluate.py"
 

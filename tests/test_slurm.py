@@ -50,16 +50,17 @@ REMOTE_RULES = {"prepare_domain", "prepare_model", "score_base", "train", "combi
 
 def slurm_smoke_config(tmp_path, tiny_model_dir, **changes):
     """The smoke experiment cut to one model, with SFT and its WiSE-FT average, and its scaling study (2 LoRA
-    ranks and full fine-tuning at 2 steps: the 6 points the power-law fit needs at least): every rule runs,
-    18 SLURM jobs instead of the full smoke experiment's 25. Each SLURM job pays two workflow parses (the job's snakemake and the srun'ed one) and
-    its imports before its script runs, so on a 2-core machine the full smoke experiment would take over 10
-    minutes through SLURM."""
+    ranks and full fine-tuning at 2 steps: the 6 points the power-law fit needs at least): every rule runs.
+    Each cell keeps the smoke experiment's two evaluation families (general, domain), which the profile's
+    `groups` puts into one submission per cell: 18 SLURM submissions for 21 SLURM jobs' work (the full smoke
+    experiment has 25 submissions). Each SLURM job pays two workflow parses (the job's snakemake and the
+    srun'ed one) and its imports before its script runs, so on a 2-core machine the full smoke experiment
+    would take over 10 minutes through SLURM."""
     path = smoke_config(tmp_path, tiny_model_dir)
     config = yaml.safe_load(path.read_text())
     config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
     config["methods"] = {"sft": {}, "wise": {"alphas": [0.5]}}
-    every_task = [*config["evaluation"]["general"], "domain", "domain_loss", "general_text"]
-    config["evaluation"]["families"] = {"all": every_task}  # one evaluation job per cell
+    assert sorted(config["evaluation"]["families"]) == ["domain", "general"]
     config.update(changes)
     path.write_text(yaml.safe_dump(config))
     return path
@@ -148,30 +149,78 @@ def slurm_run_id(output: str) -> str:
     return match.group(1)
 
 
-def completed_jobs(jobcomp: Path, run_id: str) -> dict[str, str]:
-    """SLURM's own record (jobcomp/filetxt) of the jobs of one snakemake run (job name = run id): id -> state."""
+def job_records(jobcomp: Path, run_id: str) -> dict[str, dict[str, str]]:
+    """SLURM's own record (jobcomp/filetxt) of the jobs of one snakemake run (job name = run id): id -> fields
+    (JobState, TimeLimit in minutes, Tres such as cpu=1,mem=4000M,node=1,billing=1, ...)."""
     jobs = {}
     for line in jobcomp.read_text().splitlines():
         fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
         if fields.get("Name") == run_id:
-            jobs[fields["JobId"]] = fields["JobState"]
+            jobs[fields["JobId"]] = fields
     return jobs
+
+
+def completed_jobs(jobcomp: Path, run_id: str) -> dict[str, str]:
+    """id -> state of the SLURM jobs of one snakemake run."""
+    return {job_id: fields["JobState"] for job_id, fields in job_records(jobcomp, run_id).items()}
+
+
+def submissions(output: str, logdir: Path) -> dict[str, str]:
+    """SLURM job id -> what it ran: a rule name, or for a group job its group id (`evaluate-<model>-<cell>`).
+    The plugin writes a job's log to <logdir>/rule_<rule>/<wildcards>/<id>.log, a group's to
+    <logdir>/group_<group id>_<rules>/<id>.log, where the group id keeps the cell's slashes."""
+    ran = {}
+    for job_id, log in re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", output):
+        relative = Path(log).relative_to(logdir)
+        if relative.parts[0].startswith("group_"):
+            ran[job_id] = str(relative.parent).removeprefix("group_").removesuffix("_evaluate")
+        else:
+            ran[job_id] = relative.parts[0].removeprefix("rule_")
+    return ran
 
 
 # -------------------------------------------------------------------------------------------------- tests
 
 
 def test_the_profile_is_valid_without_a_cluster(tmp_path, tiny_model_dir):
-    """Every key of slurm/config.yaml is a known option: a dry run through the profile parses it."""
+    """Every key of slurm/config.yaml is a known option: a dry run through the profile parses it. Its groups:
+    one per cell of the smoke experiment (2 models), holding that cell's two evaluation families and nothing
+    else."""
     profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert "slurm_partition" not in profile.get("default-resources", {}), "the partition is the site's choice"
+    assert profile["max-jobs-per-timespan"] == "20/1m"
+    assert profile["groups"] == ["evaluate=evaluate-{model}-{cell}"]
+    assert profile["group-components"] == ["evaluate-{model}-{cell}=100"]
+    assert profile["resources"] == ["eval_slot=1"] and profile["set-resource-scopes"] == ["eval_slot=local"]
     work = tmp_path / "work"
     rc, out = snakemake("--profile", "slurm", "-n", "--snakefile", str(REPO / "Snakefile"),
                         "--configfile", str(smoke_config(tmp_path, tiny_model_dir)), "--directory", str(work),
                         log=tmp_path / "dry.log", timeout=300)
     assert rc == 0, out[-5000:]
     assert "This was a dry-run" in out
+
+    # A group is printed as its header line, then its jobs indented; every other job opens with a timestamp line
+    # at column 0 (a dry run prints `rule`, not `localrule`, for the local merge).
+    groups = {}
+    for header in re.finditer(r"^\[[^\]]+\] Group job (\S+) \(jobs in lexicogr\. order\):$", out, re.M):
+        end = re.compile(r"^\[[^\]]+\]( Group job|\s*$)", re.M).search(out, header.end())
+        block = out[header.end():end.start() if end else len(out)]
+        rules = re.findall(r"^\s+rule (\w+):$", block, re.M)
+        wildcards = re.findall(r"^\s+wildcards: model=(\S+), cell=(\S+), family=(\w+)$", block, re.M)
+        groups[header.group(1)] = (rules, wildcards)
+    cells = set(re.findall(r"^(?:local)?rule merge_evaluations:\n(?:.*\n)*?\s+wildcards: model=(\S+), cell=(\S+)$",
+                           out, re.M))
+    assert len(cells) == 8  # tiny-chat: base, sft, lora, wise-0.5, lines; tiny-plain: base, sft, lora
+    assert sorted(groups) == sorted(f"evaluate-{model}-{cell}" for model, cell in cells)
+    for group, (rules, wildcards) in groups.items():
+        assert rules == ["evaluate", "evaluate"], group
+        assert sorted(family for _, _, family in wildcards) == ["domain", "general"], group
+        assert {f"evaluate-{model}-{cell}" for model, cell, _ in wildcards} == {group}
+    # every evaluate job is in a group: none printed at the top level
+    assert not re.search(r"^rule evaluate:$", out, re.M)
+    # the scaling study's checkpoint evaluations (2 LoRA ranks and full fine-tuning x 2 steps) stay one per job
+    assert len(re.findall(r"^rule evaluate_checkpoint:$", out, re.M)) == 6
 
 
 # The runs start in module fixtures, so that they overlap: most of a SLURM run's time is spent waiting
@@ -229,20 +278,40 @@ def test_the_smoke_experiment_through_slurm_equals_a_local_run(slurm_cluster, fa
     assert rc == 0, out[-8000:]
     assert local_rc == 0, local_out[-5000:]
 
-    # Every non-local job went through SLURM: one sbatch per job, each with its SLURM log, each COMPLETED.
+    # Every non-local job went through SLURM: one sbatch per job or group, each with its SLURM log, each COMPLETED.
     slurm_logs = smoke_runs["slurm"].logdir
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", out)
     assert submitted, out[-5000:]
-    jobs = completed_jobs(slurm_cluster["jobcomp"], slurm_run_id(out))
-    assert jobs == {job_id: "COMPLETED" for job_id, _ in submitted}
+    records = job_records(slurm_cluster["jobcomp"], slurm_run_id(out))
+    assert {job_id: fields["JobState"] for job_id, fields in records.items()} == {
+        job_id: "COMPLETED" for job_id, _ in submitted}
     for _, log in submitted:
         assert Path(log).is_file() and Path(log).is_relative_to(slurm_logs), log
-    remote_rules = sorted(Path(log).relative_to(slurm_logs).parts[0].removeprefix("rule_") for _, log in submitted)
-    assert set(remote_rules) == REMOTE_RULES
-    assert len(remote_rules) == 18 and remote_rules.count("evaluate") == 3  # base, sft, wise-0.5
+    ran = submissions(out, slurm_logs)
+    groups = {job_id: group for job_id, group in ran.items() if group.startswith("evaluate-")}
+    remote_rules = sorted(rule for rule in ran.values() if not rule.startswith("evaluate-"))
+    assert set(remote_rules) | {"evaluate"} == REMOTE_RULES
     assert remote_rules.count("evaluate_checkpoint") == 6  # 3 scaling runs x 2 steps
+    # 18 submissions: the cells' 6 evaluation families (base, sft, wise-0.5 x general, domain) in 3, one per cell
+    # (21 without the profile's groups: one per family)
+    assert len(ran) == 18 and len(groups) == 3, sorted(ran.values())
+    cells = set(re.findall(r"localrule merge_evaluations:\n(?:.*\n)*?\s+wildcards: model=(\S+), cell=(\S+)", out))
+    assert sorted(groups.values()) == sorted(f"evaluate-{model}-{cell}" for model, cell in cells)
+    assert "evaluate-tiny-chat-base" in groups.values()
+    for group in groups.values():
+        header = out.index(f"Group job {group} (jobs in lexicogr. order):")
+        block = out[header:out.index("has been submitted with SLURM jobid", header)]
+        assert sorted(re.findall(r"wildcards: model=\S+, cell=\S+, family=(\w+)", block)) == ["domain", "general"]
+    # What a group asked SLURM for: one family's memory and CPUs (those of an evaluate_checkpoint job, which
+    # asks the same per job) for both families' runtimes, since the job step runs them one after another.
+    checkpoint = next(records[job_id] for job_id, rule in ran.items() if rule == "evaluate_checkpoint")
+    for job_id in groups:
+        assert records[job_id]["Tres"] == checkpoint["Tres"]
+        assert int(records[job_id]["TimeLimit"]) == 2 * int(checkpoint["TimeLimit"])
     for localrule in ("merge_evaluations", "aggregate", "plot_tradeoff", "aggregate_scaling", "plot_scaling"):
         assert f"localrule {localrule}:" in out  # run by the submitting snakemake
+    # The local run ran the same 6 evaluation families as 6 jobs
+    assert len(re.findall(r"^(?:local)?rule evaluate:$", local_out, re.M)) == 6
 
     # The same numbers: training and evaluation on CPU are deterministic, so the tables match exactly
     # (compared as parsed numbers, not as text).
