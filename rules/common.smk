@@ -94,28 +94,14 @@ def cell_config(wildcards):
     return EXPERIMENT.cell_config(wildcards.model, folder, wildcards.lr, wildcards.seed)
 
 
-def lengths_checked(wildcards):
-    """score_base's output, as an input of every training job and of the base models' evaluations (the cells'
-    wait through their training): it refuses a dataset whose responses max_seq_len cuts
-    (training.max_truncated_share) before any job trains or evaluates. ancient(): only the order matters, so a
-    rerun of score_base retrains or re-evaluates nothing."""
-    return ancient(f"{RESULTS}/{wildcards.model}/base/train_scores/token_stats.json")
-
-
-def base_evaluated(wildcards):
-    """The base model's merged evaluation, as an input of every training job of the model: each task runs once on
-    the base model before any of its training starts, so a task that cannot run (data out of reach, a broken task
-    YAML) stops that model's sweep before its training, not after. ancient(): only the order matters, so a
-    re-evaluated base model (a task added) retrains nothing."""
-    return ancient(f"{RESULTS}/{wildcards.model}/base/eval/metrics.json")
-
-
+# No ordering-only inputs (ancient() files a job waits for without reading): Snakemake 9 skips the params, code
+# and input checks of every job downstream of a job that reruns and then, where the link is ancient, does not rerun
+# it either (dag.update_needrun's masking), so a changed setting would silently leave trained and evaluated cells
+# as they were. score_base and each training job refuse a dataset that max_seq_len cuts, each on its own.
 def get_train_inputs(wildcards):
     inputs = {
         "model": f"{RESULTS}/{wildcards.model}/base/model",
         "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
-        "lengths_checked": lengths_checked(wildcards),
-        "base_evaluated": base_evaluated(wildcards),
     }
     if EXPERIMENT.method_class(wildcards.method).needs_base_scores:
         inputs["base_losses"] = f"{RESULTS}/{wildcards.model}/base/train_scores/sample_losses.jsonl"
@@ -155,8 +141,6 @@ def eval_job(wildcards):
 
 def get_eval_inputs(wildcards):
     inputs = {"base": f"{RESULTS}/{wildcards.model}/base/model"}
-    if wildcards.cell == "base":
-        inputs["lengths_checked"] = lengths_checked(wildcards)
     if DOMAIN_TASKS & set(EVAL_FAMILIES[wildcards.family]):
         inputs["domain_test"] = f"{RESULTS}/data/{DOMAIN}/test.jsonl"
     if wildcards.cell != "base":
@@ -182,8 +166,6 @@ def get_checkpoint_inputs(wildcards):
     if "run" in wildcards.keys():
         run = f"{RESULTS}/{wildcards.model}/{wildcards.run}/lr~{wildcards.lr}/seed~{wildcards.seed}"
         inputs.update(checkpoints=f"{run}/checkpoints", run=f"{run}/run.json")
-    else:
-        inputs["lengths_checked"] = lengths_checked(wildcards)
     return inputs
 
 

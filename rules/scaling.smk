@@ -6,8 +6,6 @@ rule train_scaling:
     input:
         model=f"{RESULTS}/{{model}}/base/model",
         train=f"{RESULTS}/data/{DOMAIN}/train.jsonl",
-        lengths_checked=lengths_checked,
-        base_evaluated=base_evaluated,
     output:
         model=weights(directory(f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/checkpoints")),
         log=f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/train_log.jsonl",

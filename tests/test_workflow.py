@@ -45,18 +45,6 @@ def test_dry_run_of_the_default_shows_the_whole_dag(tmp_path):
                       "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1,
                       "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3,
                       "total": 95}
-    # score_base checks the training data's lengths before any cell trains
-    trains = [block for block in (result.stdout + result.stderr).split("\nrule ")[1:] if block.startswith("train")]
-    assert len(trains) == 21 and all("/base/train_scores/token_stats.json" in block.split("\n")[1] for block in trains)
-    # and after the base model's evaluation (each task runs on the base model before its training)
-    assert all(f"{block.split('model=')[1].split(',')[0]}/base/eval/metrics.json" in block.split("\n")[1]
-               for block in trains)
-    # and before the base models are evaluated (the cells' evaluations wait for their training)
-    blocks = (result.stdout + result.stderr).split("\nrule ")[1:]
-    base_evaluations = [b for b in blocks if (b.startswith("evaluate:") and "cell=base," in b)
-                        or b.startswith("evaluate_base_checkpoint:")]
-    assert len(base_evaluations) == 3
-    assert all("/base/train_scores/token_stats.json" in block.split("\n")[1] for block in base_evaluations)
 
 
 def test_lint_is_clean():
@@ -457,6 +445,20 @@ def test_a_rerun_redoes_only_what_changed(smoke_run, tmp_path):
     as_set = lambda planned: {(rule, tuple(sorted(w.items()))) for rule, w in planned}  # noqa: E731
     assert as_set(jobs_python) == as_set(jobs)
 
+    # a setting score_base and every training job read (training.max_truncated_share): score_base and every cell
+    # rerun. (With an ordering-only ancient() input from score_base, Snakemake 9 reran score_base alone and kept
+    # every trained cell and its evaluation as they were.)
+    config = yaml.safe_load(smoke_run[1].read_text())
+    config["training"]["max_truncated_share"] = 0.02
+    path = tmp_path / "share.yaml"
+    path.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(in_smoke(smoke_run, "-n", config=path))
+    assert {w["model"] for rule, w in jobs if rule == "score_base"} == {"tiny-chat", "tiny-plain"}
+    trained = {(w["model"], w["method"]) for rule, w in jobs if rule == "train"}
+    assert trained == {(m, method) for m in ("tiny-chat", "tiny-plain") for method in ("sft", "lora")}
+    assert len([rule for rule, _ in jobs if rule == "train_scaling"]) == 3
+    assert {w["cell"].split("/")[0] for rule, w in jobs if rule == "evaluate"} == {"sft", "lora", "wise-0.5", "lines"}
+
     # one more learning rate: only the new cells, then the tables
     config = yaml.safe_load(smoke_run[1].read_text())
     config["learning_rates"] = [1e-3, 5e-4]
@@ -574,14 +576,12 @@ def test_a_run_killed_anywhere_resumes_and_ends_as_an_uninterrupted_one(tmp_path
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 
-def test_a_gpu_job_that_sees_fewer_gpus_than_it_asked_for_fails_and_says_so(tmp_path, tiny_model_dir):
-    """The first job of a model on its GPUs is score_base (its losses on the job's GPUs): it fails, naming what it
-    asked and saw, and nothing trains after it."""
+def test_a_training_job_that_sees_fewer_gpus_than_it_asked_for_fails_and_says_so(tmp_path, tiny_model_dir):
     config = yaml.safe_load(smoke_config(tmp_path, tiny_model_dir).read_text())
     config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
     config["methods"] = {"sft": {}}
     config["resources"]["gpu"] = 1
-    config["evaluation"]["backend"] = "hf"  # no vLLM needed: the GPU jobs are what is checked
+    config["evaluation"]["backend"] = "hf"  # no vLLM needed: the training job is what is checked
     del config["scaling"]
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -589,36 +589,7 @@ def test_a_gpu_job_that_sees_fewer_gpus_than_it_asked_for_fails_and_says_so(tmp_
     result = snakemake("--cores", "2", "--snakefile", str(REPO / "Snakefile"), f"--configfile={path}",
                        "--directory", str(tmp_path), target, env={"CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode != 0
-    log = (tmp_path / "results/smoke/logs/score_base/tiny-chat.log").read_text()
-    assert ("RuntimeError: rule score_base (results/smoke/tiny-chat/base/train_scores/token_stats.json): asked for "
-            "1 GPU but sees 0 (CUDA_VISIBLE_DEVICES=); not falling back to the CPU") in log
-    assert not (tmp_path / target).exists() and not (tmp_path / "results/smoke/logs/train").exists()
-
-
-def test_a_task_that_fails_on_the_base_model_stops_its_training_before_it_starts(tmp_path, tiny_model_dir):
-    """Each task runs on the base model before any training of that model: a task that cannot run (here its
-    documents cannot be rendered) fails there, and no cell trains, even with --keep-going."""
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "items.jsonl").write_text("".join(json.dumps({"question": f"q{i}", "answer": "a"}) + "\n" for i in range(3)))
-    (tasks / "broken.py").write_text("def doc_to_text(doc):\n    raise RuntimeError('this task cannot read its data')\n")
-    (tasks / "fbt_broken.yaml").write_text(
-        f"task: fbt_broken\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'items.jsonl'}\n"
-        "test_split: test\noutput_type: generate_until\ndoc_to_text: !function broken.doc_to_text\n"
-        "doc_to_target: '{{answer}}'\ngeneration_kwargs:\n  until: ['\\n']\n  max_gen_toks: 4\n"
-        "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
-        "metadata:\n  version: 1.0\n")
-    config = yaml.safe_load(smoke_config(tmp_path, tiny_model_dir).read_text())
-    config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
-    config["methods"] = {"sft": {}}
-    config["evaluation"].update(backend="hf", include_path=str(tasks), general={"fbt_broken": {}}, families={})
-    del config["scaling"]
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = snakemake("--cores", "2", "--keep-going", "--snakefile", str(REPO / "Snakefile"), f"--configfile={path}",
-                       "--directory", str(tmp_path))
-    assert result.returncode != 0
-    results = tmp_path / "results/smoke"
-    assert "RuntimeError: this task cannot read its data" in (results / "logs/evaluate/tiny-chat/base/fbt_broken.log").read_text()
-    assert (results / "tiny-chat/base/train_scores/token_stats.json").is_file()  # what could run, ran
-    assert not (results / "logs/train").exists() and not (results / "tiny-chat/sft").exists()
+    log = (tmp_path / "results/smoke/logs/train/tiny-chat/sft/lr~0.001/seed~0.log").read_text()
+    assert ("RuntimeError: rule train (results/smoke/tiny-chat/sft/lr~0.001/seed~0/run.json): asked for 1 GPU but "
+            "sees 0 (CUDA_VISIBLE_DEVICES=); not falling back to the CPU") in log
+    assert not (tmp_path / target).exists()
