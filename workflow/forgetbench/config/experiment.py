@@ -111,7 +111,7 @@ def load_experiment(config: dict, schema: str, config_files: list[str], override
         check_vllm_environment(config_file, vllm_models)
     folders = method_folders(config)
     return Experiment(
-        config=config, config_file=config_file, results=results, cells=cells(config), method_folders=folders,
+        config=config, config_file=config_file, results=results, cells=cells(config, folders), method_folders=folders,
         trained=[m for m in config["methods"] if get_method(registry_name(config, m)).kind == "train"],
         posthoc=[f for f, (name, _) in folders.items() if get_method(registry_name(config, name)).kind == "posthoc"],
         families=families,

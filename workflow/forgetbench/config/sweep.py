@@ -71,11 +71,14 @@ def method_folders(config: dict) -> dict[str, tuple[str, str]]:
     return folders
 
 
-def cells(config: dict) -> list[Cell]:
+def cells(config: dict, folders: dict[str, tuple[str, str]] | None = None) -> list[Cell]:
+    """Every model x method folder x learning rate x seed the sweep evaluates. `folders`: method_folders(config),
+    where the caller has it (it instantiates every method)."""
+    folders = method_folders(config) if folders is None else folders
     return [
         Cell(model, folder, float(lr), int(seed), registry_name(config, name), variant)
         for model, model_cfg in config["models"].items()
-        for folder, (name, variant) in method_folders(config).items()
+        for folder, (name, variant) in folders.items()
         if name in model_cfg.get("methods", config["methods"])
         for lr in config["learning_rates"]
         for seed in config["seeds"]
