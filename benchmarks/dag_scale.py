@@ -68,7 +68,7 @@ def expected_jobs(config: dict) -> int:
     families = len(eval_families(config["evaluation"], "paper-scale config"))
     scaling = config["scaling"]
     runs = len(scaling["models"]) * (len(scaling["lora_ranks"]) + bool(scaling["full"]))
-    return (1 + 2 * models  # prepare_domain; prepare_model and score_base per model
+    return (1 + 3 * models  # prepare_domain; prepare_model, score_base and base_checked per model
             + cells * (trained + posthoc)  # train, combine_posthoc
             + evaluated * (families + 1)  # evaluate per family, merge_evaluations
             + runs * (1 + len(scaling["steps"])) + len(scaling["models"])  # train_scaling, its checkpoints, step 0

@@ -97,8 +97,14 @@ def cell_config(wildcards):
 # No ordering-only inputs (ancient() files a job waits for without reading): Snakemake 9 skips the params, code
 # and input checks of every job downstream of a job that reruns and then, where the link is ancient, does not rerun
 # it either (dag.update_needrun's masking), so a changed setting would silently leave trained and evaluated cells
-# as they were. score_base and each training job refuse a dataset that max_seq_len cuts, each on its own.
+# as they were. A training job waits for its model's base evaluation through the base_checked checkpoint instead:
+# asked for here, it holds the job back until it has run once, and is no input of it.
+def wait_for_base_checked(model):
+    checkpoints.base_checked.get(model=model)
+
+
 def get_train_inputs(wildcards):
+    wait_for_base_checked(wildcards.model)
     inputs = {
         "model": f"{RESULTS}/{wildcards.model}/base/model",
         "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
@@ -106,6 +112,11 @@ def get_train_inputs(wildcards):
     if EXPERIMENT.method_class(wildcards.method).needs_base_scores:
         inputs["base_losses"] = f"{RESULTS}/{wildcards.model}/base/train_scores/sample_losses.jsonl"
     return inputs
+
+
+def get_scaling_train_inputs(wildcards):
+    wait_for_base_checked(wildcards.model)
+    return {"model": f"{RESULTS}/{wildcards.model}/base/model", "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl"}
 
 
 def get_posthoc_inputs(wildcards):

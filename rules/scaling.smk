@@ -4,8 +4,7 @@
 
 rule train_scaling:
     input:
-        model=f"{RESULTS}/{{model}}/base/model",
-        train=f"{RESULTS}/data/{DOMAIN}/train.jsonl",
+        unpack(get_scaling_train_inputs),
     output:
         model=weights(directory(f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/checkpoints")),
         log=f"{RESULTS}/{{model}}/{{run}}/lr~{{lr}}/seed~{{seed}}/train_log.jsonl",

@@ -1,3 +1,7 @@
+localrules:
+    base_checked,
+
+
 rule score_base:
     input:
         model=f"{RESULTS}/{{model}}/base/model",
@@ -25,6 +29,32 @@ rule score_base:
         gpu=model_gpus,
     script:
         "../workflow/scripts/score_base.py"
+
+
+# A model's training starts after its base evaluation and its scoring of the training data, so that a task or
+# dataset that cannot run (data off the hub, a task that fails on the model, a dataset max_seq_len cuts) stops the
+# model's sweep before hours of training. A checkpoint, not an input of the training jobs: get_train_inputs asks
+# for it, and once it has run its file is no input of anything. An input, or an ancient() one, would either retrain
+# every cell whenever the base model is evaluated again or (Snakemake 9 masks every job downstream of a rerun job)
+# skip the training jobs' own rerun checks: see common.smk. Its own inputs are ancient(): written once, it stays
+# open when the base model is evaluated or scored again.
+checkpoint base_checked:
+    input:
+        evaluation=ancient(f"{RESULTS}/{{model}}/base/eval/metrics.json"),
+        scores=ancient(f"{RESULTS}/{{model}}/base/train_scores/token_stats.json"),
+    output:
+        f"{RESULTS}/{{model}}/base/checked.json",
+    log:
+        f"{RESULTS}/logs/base_checked/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/base_checked/{{model}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/base_checked.py"
 
 
 rule train:

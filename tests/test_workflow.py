@@ -40,11 +40,15 @@ def test_dry_run_of_the_default_shows_the_whole_dag(tmp_path):
     # The scaling study: 2 LoRA ranks + full fine-tuning on one model, 3 checkpoints each, plus the base as step 0.
     # Each of the 24 evaluated models runs one evaluation job (the family `all`: on a CPU one start-up per
     # model), written to its metrics file by merge_evaluations.
+    # base_checked: a model's training waits for its base evaluation and its scores of the training data.
     assert counts == {"aggregate": 1, "aggregate_scaling": 1, "aggregate_token_stats": 1, "all": 1,
-                      "combine_posthoc": 4, "evaluate": 24, "evaluate_base_checkpoint": 1, "evaluate_checkpoint": 9,
-                      "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1, "plot_tradeoff": 1,
-                      "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18, "train_scaling": 3,
-                      "total": 95}
+                      "base_checked": 2, "combine_posthoc": 4, "evaluate": 24, "evaluate_base_checkpoint": 1,
+                      "evaluate_checkpoint": 9, "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1,
+                      "plot_tradeoff": 1, "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18,
+                      "train_scaling": 3, "total": 97}
+    blocks = (result.stdout + result.stderr).split("\n")
+    checked = [line.strip() for line in blocks if "base/checked.json" in line and line.strip().startswith("reason:")]
+    assert len(checked) == 2 + 21  # the two checkpoints; each training job waits for its model's
 
 
 def test_lint_is_clean():
@@ -576,12 +580,15 @@ def test_a_run_killed_anywhere_resumes_and_ends_as_an_uninterrupted_one(tmp_path
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 
-def test_a_training_job_that_sees_fewer_gpus_than_it_asked_for_fails_and_says_so(tmp_path, tiny_model_dir):
+def test_a_gpu_job_that_sees_fewer_gpus_than_it_asked_for_fails_and_says_so(tmp_path, tiny_model_dir):
+    """A model's first GPU jobs are its base evaluation and score_base (training waits for both): the first to
+    start refuses, naming what it asked for and saw, and nothing trains. (The training job's own refusal:
+    test_sharding and test_gpu_scoring.)"""
     config = yaml.safe_load(smoke_config(tmp_path, tiny_model_dir).read_text())
     config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
     config["methods"] = {"sft": {}}
     config["resources"]["gpu"] = 1
-    config["evaluation"]["backend"] = "hf"  # no vLLM needed: the training job is what is checked
+    config["evaluation"]["backend"] = "hf"  # no vLLM needed: the GPU jobs are what is checked
     del config["scaling"]
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -589,7 +596,42 @@ def test_a_training_job_that_sees_fewer_gpus_than_it_asked_for_fails_and_says_so
     result = snakemake("--cores", "2", "--snakefile", str(REPO / "Snakefile"), f"--configfile={path}",
                        "--directory", str(tmp_path), target, env={"CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode != 0
-    log = (tmp_path / "results/smoke/logs/train/tiny-chat/sft/lr~0.001/seed~0.log").read_text()
-    assert ("RuntimeError: rule train (results/smoke/tiny-chat/sft/lr~0.001/seed~0/run.json): asked for 1 GPU but "
-            "sees 0 (CUDA_VISIBLE_DEVICES=); not falling back to the CPU") in log
-    assert not (tmp_path / target).exists()
+    logs = tmp_path / "results/smoke/logs"
+    refusals = {p.relative_to(logs).parts[0]: p.read_text() for p in logs.rglob("*.log")
+                if "sees 0 (CUDA_VISIBLE_DEVICES=); not falling back to the CPU" in p.read_text()}
+    assert refusals and set(refusals) <= {"score_base", "evaluate"}
+    if "score_base" in refusals:
+        assert ("RuntimeError: rule score_base (results/smoke/tiny-chat/base/train_scores/token_stats.json): asked "
+                "for 1 GPU but sees 0") in refusals["score_base"]
+    assert not (tmp_path / target).exists() and not (logs / "train").exists()
+
+
+def test_a_task_that_fails_on_the_base_model_stops_its_training_before_it_starts(tmp_path, tiny_model_dir):
+    """Each task runs on the base model before any training of that model (the base_checked checkpoint): a task
+    that cannot run (here its documents cannot be rendered) fails there, and no cell trains, even with
+    --keep-going."""
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "items.jsonl").write_text("".join(json.dumps({"question": f"q{i}", "answer": "a"}) + "\n" for i in range(3)))
+    (tasks / "broken.py").write_text("def doc_to_text(doc):\n    raise RuntimeError('this task cannot read its data')\n")
+    (tasks / "fbt_broken.yaml").write_text(
+        f"task: fbt_broken\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'items.jsonl'}\n"
+        "test_split: test\noutput_type: generate_until\ndoc_to_text: !function broken.doc_to_text\n"
+        "doc_to_target: '{{answer}}'\ngeneration_kwargs:\n  until: ['\\n']\n  max_gen_toks: 4\n"
+        "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
+        "metadata:\n  version: 1.0\n")
+    config = yaml.safe_load(smoke_config(tmp_path, tiny_model_dir).read_text())
+    config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
+    config["methods"] = {"sft": {}}
+    config["evaluation"].update(backend="hf", include_path=str(tasks), general={"fbt_broken": {}}, families={})
+    del config["scaling"]
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--cores", "2", "--keep-going", "--snakefile", str(REPO / "Snakefile"), f"--configfile={path}",
+                       "--directory", str(tmp_path))
+    assert result.returncode != 0
+    results = tmp_path / "results/smoke"
+    assert "RuntimeError: this task cannot read its data" in (results / "logs/evaluate/tiny-chat/base/fbt_broken.log").read_text()
+    assert (results / "tiny-chat/base/train_scores/token_stats.json").is_file()  # what could run, ran
+    assert not (results / "tiny-chat/base/checked.json").exists()
+    assert not (results / "logs/train").exists() and not (results / "tiny-chat/sft").exists()
