@@ -1,5 +1,6 @@
 # The input, params and resources helpers of every rule, read from the checked experiment (EXPERIMENT, made
 # once by the Snakefile: forgetbench.config).
+import os
 import re
 
 from forgetbench.evaluation.tasks import DOMAIN_TASKS
@@ -99,12 +100,18 @@ def cell_config(wildcards):
 # it either (dag.update_needrun's masking), so a changed setting would silently leave trained and evaluated cells
 # as they were. A training job waits for its model's base evaluation through the base_checked checkpoint instead:
 # asked for here, it holds the job back until it has run once, and is no input of it.
-def wait_for_base_checked(model):
-    checkpoints.base_checked.get(model=model)
+def wait_for_base_checked(wildcards, folder):
+    """Only a job that has not trained yet waits. Snakemake 9 skips the rerun checks of a job that waits for a
+    checkpoint until the checkpoint has run, and then reruns everything downstream of it (its first pass marked
+    them), so a trained cell must not wait: results made before the checkpoint existed would be re-evaluated, or,
+    where nothing asks for the checkpoint, a changed setting would leave them as they were (both tested)."""
+    run = f"{RESULTS}/{wildcards.model}/{folder}/lr~{wildcards.lr}/seed~{wildcards.seed}/run.json"
+    if not os.path.exists(run):
+        checkpoints.base_checked.get(model=wildcards.model)
 
 
 def get_train_inputs(wildcards):
-    wait_for_base_checked(wildcards.model)
+    wait_for_base_checked(wildcards, wildcards.method)
     inputs = {
         "model": f"{RESULTS}/{wildcards.model}/base/model",
         "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl",
@@ -115,7 +122,7 @@ def get_train_inputs(wildcards):
 
 
 def get_scaling_train_inputs(wildcards):
-    wait_for_base_checked(wildcards.model)
+    wait_for_base_checked(wildcards, wildcards.run)
     return {"model": f"{RESULTS}/{wildcards.model}/base/model", "train": f"{RESULTS}/data/{DOMAIN}/train.jsonl"}
 
 

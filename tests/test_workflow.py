@@ -46,9 +46,10 @@ def test_dry_run_of_the_default_shows_the_whole_dag(tmp_path):
                       "evaluate_checkpoint": 9, "merge_evaluations": 24, "plot_scaling": 1, "plot_token_probs": 1,
                       "plot_tradeoff": 1, "prepare_domain": 1, "prepare_model": 2, "score_base": 2, "train": 18,
                       "train_scaling": 3, "total": 97}
-    blocks = (result.stdout + result.stderr).split("\n")
-    checked = [line.strip() for line in blocks if "base/checked.json" in line and line.strip().startswith("reason:")]
-    assert len(checked) == 2 + 21  # the two checkpoints; each training job waits for its model's
+    trains = [block for block in (result.stdout + result.stderr).split("\nrule ")[1:] if block.startswith("train")]
+    assert len(trains) == 21 and all(re.search(r"reason: .*Input files updated by another job: results/default/"
+                                               + re.escape(b.split("model=")[1].split(",")[0]) + r"/base/checked.json", b)
+                                     for b in trains)
 
 
 def test_lint_is_clean():
@@ -225,7 +226,7 @@ def planned_jobs(result) -> list[tuple[str, dict]]:
     """(rule, wildcards) of every job a dry run plans."""
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = []
-    for block in re.split(r"\n(?:local)?rule ", "\n" + result.stdout + result.stderr)[1:]:
+    for block in re.split(r"\n(?:local)?(?:rule|checkpoint) ", "\n" + result.stdout + result.stderr)[1:]:
         rule = block.split(":", 1)[0]
         found = re.search(r"^\s*wildcards: (.*)$", block, re.M)
         wildcards = dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}
@@ -635,3 +636,45 @@ def test_a_task_that_fails_on_the_base_model_stops_its_training_before_it_starts
     assert (results / "tiny-chat/base/train_scores/token_stats.json").is_file()  # what could run, ran
     assert not (results / "tiny-chat/base/checked.json").exists()
     assert not (results / "logs/train").exists() and not (results / "tiny-chat/sft").exists()
+
+
+def test_a_trained_cell_does_not_wait_for_the_base_check(tmp_path, tiny_model_dir):
+    """Results made before the base_checked checkpoint have no checked.json: a trained cell does not wait for it
+    (Snakemake 9 would skip its rerun checks, or rerun everything after it once the checkpoint ran), so a changed
+    method retrains its cells and nothing else reruns; a cell that has not trained yet waits, and the checkpoint
+    is written for it."""
+    config = yaml.safe_load(smoke_config(tmp_path, tiny_model_dir).read_text())
+    config["models"] = {"tiny-chat": config["models"]["tiny-chat"]}
+    config["methods"] = {"sft": {}, "lora": {"r": 4, "alpha": 8}}
+    config["evaluation"]["backend"] = "hf"
+    config["training"]["keep_weights"] = True  # so that only what changed has a reason to run again
+    del config["scaling"]
+
+    def run(name):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = snakemake("--cores", "2", "--snakefile", str(REPO / "Snakefile"), f"--configfile={path}",
+                           "--directory", str(tmp_path))
+        assert result.returncode == 0, result.stderr[-3000:]
+        return planned_jobs(result)
+
+    run("first")
+    results = tmp_path / "results/smoke"
+    checked = results / "tiny-chat/base/checked.json"
+    assert json.loads(checked.read_text())["model"] == "tiny-chat"
+    checked.unlink()
+    sft_run = (results / "tiny-chat/sft/lr~0.001/seed~0/run.json").read_bytes()
+
+    config["methods"]["lora"] = {"r": 2, "alpha": 4}
+    ran = run("changed")
+    assert sorted((rule, w.get("method") or w.get("cell", "").split("/")[0]) for rule, w in ran
+                  if rule not in ("aggregate", "plot_tradeoff", "all")) == [
+        ("evaluate", "lora"), ("evaluate", "lora"), ("merge_evaluations", "lora"), ("train", "lora")]
+    assert json.loads((results / "tiny-chat/lora/lr~0.001/seed~0/run.json").read_text())["config"]["hparams"]["r"] == 2
+    assert (results / "tiny-chat/sft/lr~0.001/seed~0/run.json").read_bytes() == sft_run
+    assert not checked.exists()
+
+    config["learning_rates"] = [1e-3, 5e-4]
+    ran = run("new_lr")
+    assert ("base_checked", {"model": "tiny-chat"}) in ran and checked.is_file()
+    assert {w["lr"] for rule, w in ran if rule == "train"} == {"0.0005"}
