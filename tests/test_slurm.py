@@ -310,6 +310,7 @@ def test_the_smoke_experiment_through_slurm_equals_a_local_run(slurm_cluster, fa
         assert int(records[job_id]["TimeLimit"]) == 2 * int(checkpoint["TimeLimit"])
     for localrule in ("merge_evaluations", "aggregate", "plot_tradeoff", "aggregate_scaling", "plot_scaling"):
         assert f"localrule {localrule}:" in out  # run by the submitting snakemake
+    assert "localcheckpoint base_checked:" in out  # and the checkpoint each model's training waits for
     # The local run ran the same 6 evaluation families as 6 jobs
     assert len(re.findall(r"^(?:local)?rule evaluate:$", local_out, re.M)) == 6
 
