@@ -163,8 +163,9 @@ def test_dag_scale_counts_the_jobs_it_expects_from_the_config():
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     scale, cells, jobs, expected = result.stdout.strip().splitlines()[-1].split()[:4]
     # 405 cells (315 trained, 90 post-hoc); 408 evaluated models × (2 families + 1 merge); 5 scaling runs, each
-    # trained once and evaluated at 4 checkpoints, and step 0; 3 models prepared and scored; 7 tables, plots, all.
-    assert (scale, cells, jobs, expected) == ("1×", "405", "1669", "1669")
+    # trained once and evaluated at 4 checkpoints, and step 0; 3 models prepared, scored and checked (the
+    # base_checked checkpoint); 7 tables, plots, all.
+    assert (scale, cells, jobs, expected) == ("1×", "405", "1672", "1672")
 
 
 def test_bootstrap_speed_counts_the_sweep_it_timed():
