@@ -95,6 +95,11 @@ def cell_config(wildcards):
     return EXPERIMENT.cell_config(wildcards.model, folder, wildcards.lr, wildcards.seed)
 
 
+def run_folder(wildcards, folder):
+    """A cell's or scaling run's folder: the {model}, {lr} and {seed} wildcards with this method folder."""
+    return f"{RESULTS}/{wildcards.model}/{folder}/lr~{wildcards.lr}/seed~{wildcards.seed}"
+
+
 # No ordering-only inputs (ancient() files a job waits for without reading): Snakemake 9 skips the params, code
 # and input checks of every job downstream of a job that reruns and then, where the link is ancient, does not rerun
 # it either (dag.update_needrun's masking), so a changed setting would silently leave trained and evaluated cells
@@ -105,8 +110,7 @@ def wait_for_base_checked(wildcards, folder):
     checkpoint until the checkpoint has run, and then reruns everything downstream of it (its first pass marked
     them), so a trained cell must not wait: results made before the checkpoint existed would be re-evaluated, or,
     where nothing asks for the checkpoint, a changed setting would leave them as they were (both tested)."""
-    run = f"{RESULTS}/{wildcards.model}/{folder}/lr~{wildcards.lr}/seed~{wildcards.seed}/run.json"
-    if not os.path.exists(run):
+    if not os.path.exists(f"{run_folder(wildcards, folder)}/run.json"):
         checkpoints.base_checked.get(model=wildcards.model)
 
 
@@ -128,7 +132,7 @@ def get_scaling_train_inputs(wildcards):
 
 def get_posthoc_inputs(wildcards):
     source = EXPERIMENT.method_class(wildcards.method).source_method
-    cell = f"{RESULTS}/{wildcards.model}/{source}/lr~{wildcards.lr}/seed~{wildcards.seed}"
+    cell = run_folder(wildcards, source)
     return {"base": f"{RESULTS}/{wildcards.model}/base/model", "tuned": f"{cell}/model", "tuned_run": f"{cell}/run.json"}
 
 
@@ -182,7 +186,7 @@ def get_checkpoint_inputs(wildcards):
         "domain_test": f"{RESULTS}/data/{DOMAIN}/test.jsonl",
     }
     if "run" in wildcards.keys():
-        run = f"{RESULTS}/{wildcards.model}/{wildcards.run}/lr~{wildcards.lr}/seed~{wildcards.seed}"
+        run = run_folder(wildcards, wildcards.run)
         inputs.update(checkpoints=f"{run}/checkpoints", run=f"{run}/run.json")
     return inputs
 

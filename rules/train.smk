@@ -33,11 +33,9 @@ rule score_base:
 
 # A model's training starts after its base evaluation and its scoring of the training data, so that a task or
 # dataset that cannot run (data off the hub, a task that fails on the model, a dataset max_seq_len cuts) stops the
-# model's sweep before hours of training. A checkpoint, not an input of the training jobs: get_train_inputs asks
-# for it, and once it has run its file is no input of anything. An input, or an ancient() one, would either retrain
-# every cell whenever the base model is evaluated again or (Snakemake 9 masks every job downstream of a rerun job)
-# skip the training jobs' own rerun checks: see common.smk. Its own inputs are ancient(): written once, it stays
-# open when the base model is evaluated or scored again.
+# model's sweep before hours of training. The training jobs wait for it without reading it (common.smk,
+# wait_for_base_checked, says why it is a checkpoint). Its own inputs are ancient(): written once, it stays open
+# when the base model is evaluated or scored again.
 checkpoint base_checked:
     input:
         evaluation=ancient(f"{RESULTS}/{{model}}/base/eval/metrics.json"),
